@@ -1,0 +1,216 @@
+"""The runner: executes the stage notebooks in order through Papermill and writes the run manifest.
+
+A run for a period gets the next version folder, ``reports/<period>/v<N>/``. It is built in a hidden
+``.v<N>.partial`` folder and renamed into place only when every stage succeeded; a failed run is
+renamed to ``v<N>.failed`` (kept for inspection, never shown as the latest) and the error names the
+notebook, the cell and the exception. Each stage records its row counts with `record_stage`, and the
+manifest collects them with timings, the code version, the parameter hash and input fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from helpers import __version__, store
+from helpers.config import Settings, SourceSpec, fingerprint, load_settings, load_sources
+from helpers.errors import ScvError, StageError
+from helpers.readers import input_files
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    notebook: str  # relative to notebooks/
+    description: str
+
+
+#: The stages in run order (DESIGN.md "The flow"). Each reads only what earlier stages wrote.
+STAGES: list[Stage] = [
+    Stage("ingest", "01_ingest.ipynb", "read, standardise and validate every source"),
+]
+
+KERNEL = "scv"
+
+
+def stage_names() -> list[str]:
+    return [s.name for s in STAGES]
+
+
+def stats_path(settings: Settings, period: str, stage: str) -> Path:
+    return settings.path("processed") / period / "_stages" / f"{stage}.json"
+
+
+def record_stage(settings: Settings, period: str, stage: str, stats: dict[str, Any]) -> Path:
+    """Called by a stage notebook at its end: rows in/out and anything the manifest should carry."""
+    return store.write_json(stats, stats_path(settings, period, stage))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_fingerprints(sources: dict[str, SourceSpec], raw_dir: Path) -> dict[str, str | None]:
+    """sha256 of every raw input file (None for a declared file that is missing)."""
+    out: dict[str, str | None] = {}
+    for path in input_files(sources, raw_dir):
+        key = os.path.relpath(path, raw_dir)
+        out[key] = sha256_file(path) if path.exists() else None
+    return out
+
+
+def code_version(root: Path) -> str:
+    """The git commit (with '-dirty' when the work tree has changes), else the package version."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        return f"{commit}-dirty" if dirty else commit
+    except (OSError, subprocess.SubprocessError):
+        return f"v{__version__}"
+
+
+def next_version(period_reports: Path) -> int:
+    """The next run number for a period: one more than any earlier run, finished or failed."""
+    numbers = [0]
+    if period_reports.exists():
+        for child in period_reports.iterdir():
+            m = re.fullmatch(r"\.?v(\d+)(\.partial|\.failed)?", child.name)
+            if m:
+                numbers.append(int(m.group(1)))
+    return max(numbers) + 1
+
+
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, flush=True)
+
+
+def _point_latest(reports: Path, target: Path) -> None:
+    """Make reports/latest a relative symlink to the newest successful run (atomically)."""
+    link = reports / "latest"
+    tmp = reports / ".latest.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.relpath(target, reports), tmp)
+    os.replace(tmp, link)
+
+
+def _stage_error(stage: Stage, exc: Exception, executed: Path) -> StageError:
+    cell = getattr(exc, "exec_count", None) or getattr(exc, "cell_index", None)
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    evalue = re.sub(r"\x1b\[[0-9;]*m", "", str(evalue))
+    where = f", cell {cell}" if cell is not None else ""
+    return StageError(f"stage '{stage.name}' failed in notebooks/{stage.notebook}{where}: {ename}: {evalue}\n"
+                      f"  the executed notebook with the traceback: {executed}")
+
+
+def run(
+    period: str | None = None,
+    stages: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    root: Path | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run the stages (all, or the named ones) for a period; returns the manifest."""
+    import papermill as pm
+
+    settings = load_settings(overrides={"period": period, **(overrides or {})}, root=root)
+    sources = load_sources(root=settings.root)
+    if settings.period is None:
+        from helpers.ingest import detect_period
+
+        period = detect_period(sources, settings.path("raw"), settings.ingest)
+        _say(f"period: {period} (the last complete month in the data)", quiet)
+    else:
+        period = settings.period
+        _say(f"period: {period}", quiet)
+    selected = STAGES if not stages else [s for s in STAGES if s.name in stages]
+    unknown = set(stages or []) - set(stage_names())
+    if unknown:
+        raise ScvError(f"unknown stage(s) {sorted(unknown)}; the stages are {stage_names()}")
+
+    reports = settings.path("reports")
+    period_reports = reports / period
+    period_reports.mkdir(parents=True, exist_ok=True)
+    version = next_version(period_reports)
+    run_id = f"{period}-v{version}"
+    partial = period_reports / f".v{version}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "notebooks").mkdir(parents=True)
+
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "period": period,
+        "version": version,
+        "status": "running",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": code_version(settings.root),
+        "python": sys.version.split()[0],
+        "parameters_sha256": fingerprint(settings, sources),
+        "parameter_overrides": {k: v for k, v in (overrides or {}).items() if v is not None},
+        "inputs_sha256": input_fingerprints(sources, settings.path("raw")),
+        "stages": [],
+    }
+    store.write_json(manifest, partial / "manifest.json")
+    notebooks_dir = settings.root / "notebooks"
+    started = time.perf_counter()
+    for i, stage in enumerate(selected, start=1):
+        _say(f"[{i}/{len(selected)}] {stage.name}: {stage.description} ...", quiet)
+        t0 = time.perf_counter()
+        executed = partial / "notebooks" / stage.notebook
+        stats_file = stats_path(settings, period, stage.name)
+        if stats_file.exists():
+            stats_file.unlink()
+        entry: dict[str, Any] = {"stage": stage.name, "notebook": f"notebooks/{stage.notebook}"}
+        try:
+            pm.execute_notebook(
+                str(notebooks_dir / stage.notebook),
+                str(executed),
+                parameters={"period": period, "run_id": run_id, "overrides": overrides or {}},
+                kernel_name=KERNEL,
+                cwd=str(notebooks_dir),
+                progress_bar=False,
+                log_output=False,
+            )
+        except Exception as exc:  # papermill raises PapermillExecutionError, kernels may die otherwise
+            entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2))
+            manifest["stages"].append(entry)
+            manifest.update(status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
+            error = _stage_error(stage, exc, period_reports / f"v{version}.failed" / "notebooks" / stage.notebook)
+            manifest["error"] = str(error)
+            store.write_json(manifest, partial / "manifest.json")
+            os.replace(partial, period_reports / f"v{version}.failed")
+            raise error from None
+        entry.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+        if stats_file.exists():
+            entry["stats"] = json.loads(stats_file.read_text(encoding="utf-8"))
+        manifest["stages"].append(entry)
+        store.write_json(manifest, partial / "manifest.json")
+        _say(f"      done in {entry['seconds']:.1f} s (total {time.perf_counter() - started:.1f} s)", quiet)
+
+    manifest.update(status="ok", finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    seconds=round(time.perf_counter() - started, 2))
+    store.write_json(manifest, partial / "manifest.json")
+    final = period_reports / f"v{version}"
+    os.replace(partial, final)
+    _point_latest(reports, final)
+    _say(f"run {run_id} finished in {manifest['seconds']:.1f} s -> {final}", quiet)
+    return manifest

@@ -1,0 +1,147 @@
+"""I/O in one place: Parquet files under data/processed/<period>/ and the DuckDB store.
+
+Every write is atomic: files are written to a temporary name in the same folder and renamed, and
+store tables are replaced inside a transaction, so a crash never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_parquet(df: pd.DataFrame, target: Path) -> Path:
+    """Write a frame to Parquet atomically (no index)."""
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False)
+    return Path(target)
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(path, columns=columns)
+
+
+def write_json(data: Any, target: Path) -> Path:
+    """Write JSON atomically, pretty-printed and key-sorted (stable diffs)."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return Path(target)
+
+
+def write_csv(df: pd.DataFrame, target: Path) -> Path:
+    """Write CSV atomically, escaping cells that a spreadsheet would run as a formula."""
+    with atomic_path(target) as tmp:
+        escape_formulas(df).to_csv(tmp, index=False)
+    return Path(target)
+
+
+def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells starting with = + - @ (or tab/CR) with a quote (OWASP CSV injection)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            s = out[col]
+            risky = s.astype("string").str.match(r"^[=+\-@\t\r]", na=False)
+            # a plain negative number is data, not a formula
+            numeric = s.astype("string").str.fullmatch(r"-?\d+([.,]\d+)?", na=False)
+            mask = risky & ~numeric
+            if mask.any():
+                out.loc[mask, col] = "'" + s[mask].astype(str)
+    return out
+
+
+def period_dir(processed: Path, period: str) -> Path:
+    return Path(processed) / period
+
+
+@contextmanager
+def connect(store: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the DuckDB store (created on first use)."""
+    store = Path(store)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(store), read_only=read_only and store.exists())
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def save_table(store: Path, name: str, df: pd.DataFrame, *, period: str | None = None) -> int:
+    """Replace the rows of `period` in table `name` (or the whole table when period is None).
+
+    Tables keyed by period accumulate one slice per period, so a trend across months is one query.
+    The delete and insert happen in one transaction: readers see the old slice or the new one.
+    """
+    frame = df.copy()
+    if period is not None:
+        frame.insert(0, "period", period)
+    with connect(store) as con:
+        con.register("frame", frame)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            exists = bool(
+                con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+                ).fetchall()[0][0]
+            )
+            if exists and period is not None:
+                cols = [r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()]
+                if cols != list(frame.columns):
+                    # the table's shape changed (a new version of a stage): keep other periods' rows
+                    old = con.execute(f'SELECT * FROM "{name}" WHERE period <> ?', [period]).df()
+                    con.execute(f'DROP TABLE "{name}"')
+                    con.register("old", old)
+                    con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame UNION ALL BY NAME SELECT * FROM old')
+                else:
+                    con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
+                    con.execute(f'INSERT INTO "{name}" SELECT * FROM frame')
+            else:
+                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM frame')
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return len(frame)
+
+
+def load_table(store: Path, name: str, *, period: str | None = None) -> pd.DataFrame:
+    """Read a store table (one period's slice when `period` is given); empty frame if absent."""
+    if not Path(store).exists():
+        return pd.DataFrame()
+    with connect(store, read_only=True) as con:
+        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
+        if not exists[0][0]:
+            return pd.DataFrame()
+        if period is None:
+            return con.execute(f'SELECT * FROM "{name}"').df()
+        return con.execute(f'SELECT * FROM "{name}" WHERE period = ?', [period]).df()
+
+
+def query(store: Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Run a read-only SQL query against the store."""
+    with connect(store, read_only=True) as con:
+        return con.execute(sql, params or []).df()
