@@ -206,8 +206,6 @@ def standardise_source(
     # exact duplicates of an earlier record in the same file (the later copy is quarantined)
     raw_cols = [c for c in raw.records.columns if c not in (ROW,)]
     dup = raw.records[raw_cols].astype("string").duplicated(keep="first")
-    if ITEM in raw.records:  # an exploded JSON record repeats its parent: compare whole records only
-        dup = pd.Series(False, index=mapped.index)
     if dup.any():
         first_row = raw.records.loc[dup, ROW].to_numpy()
         reject_parts.append(pd.DataFrame({
@@ -222,15 +220,19 @@ def standardise_source(
         if key in staged:
             staged[key] = staged[key].astype("string").str.strip().astype(object)
 
-    # a record rejected as a row is not also listed with field rejects of the same row twice
-    rejects = pd.concat(reject_parts, ignore_index=True) if reject_parts else _empty_rejects()
-    rejects.insert(0, "source", spec.name)
-    rejects.insert(1, "file", file)
-    rejects["row_number"] = rejects["row_number"].astype("int64")
-
     if ITEM in raw.records:  # a JSON record with a bad item is quarantined whole
         bad_parent_rows = set(raw.records.loc[row_bad, ROW])
         row_bad = raw.records[ROW].isin(bad_parent_rows)
+
+    rejects = pd.concat(reject_parts, ignore_index=True) if reject_parts else _empty_rejects()
+    # a quarantined record is listed with its row reasons only, not also with its field rejects
+    quarantined = set(raw.records.loc[row_bad, ROW])
+    rejects = rejects[(rejects["action"] == "row") | ~rejects["row_number"].isin(quarantined)]
+    rejects = rejects.drop_duplicates(["row_number", "column", "reason"]).sort_values(["row_number", "column"], kind="stable")
+    rejects = rejects.reset_index(drop=True)
+    rejects.insert(0, "source", spec.name)
+    rejects.insert(1, "file", file)
+    rejects["row_number"] = rejects["row_number"].astype("int64")
 
     keep = ~row_bad
     out = staged.loc[keep].copy()
