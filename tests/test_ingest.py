@@ -28,7 +28,7 @@ def party_spec(**kw) -> SourceSpec:
 
 def invoice_spec(**kw) -> SourceSpec:
     base = dict(name="erp_invoices", kind="transaction", system="ERP", trust_rank=1, format="csv",
-                path="facturas.csv", encoding="cp1252", delimiter=";", decimal=",", date_format="%d/%m/%Y",
+                path="facturas.csv", encoding="cp1252", delimiter=";", decimal=",", thousands=".", date_format="%d/%m/%Y",
                 party_source="crm",
                 columns={"source_id": "linea", "party_id": "cliente", "date": "fecha", "quantity": "cantidad",
                          "amount": "importe", "paid_date": "cobro"})
@@ -143,7 +143,7 @@ def test_jsonl_with_nested_objects_record_path_and_a_broken_line(tmp_path):
     assert result.rows_rejected == 2  # the broken line, and W2 whose only item has a bad amount
     assert list(result.staged["source_id"]) == ["W1-1", "W1-2"]
     assert list(result.staged["record_id"]) == ["web_orders:1.1", "web_orders:1.2"]
-    assert result.staged["date"].iloc[0] == pd.Timestamp("2026-10-03 08:00:00")  # stored as naive UTC
+    assert result.staged["date"].iloc[0] == pd.Timestamp("2026-10-03 10:00:00")  # local (Madrid) wall time
     assert set(result.staged["channel"]) == {"web"}
     assert set(result.rejects["reason"]) == {"malformed_row", "invalid_number"}
 
@@ -155,7 +155,7 @@ def test_jsonl_with_nested_objects_record_path_and_a_broken_line(tmp_path):
 
 
 def test_excel_and_sqlite_sources(tmp_path):
-    frame = pd.DataFrame({"id": ["T1", "T2"], "who": ["R1", "R2"], "opened": pd.to_datetime(["2026-10-01 09:00", "2026-10-02"]),
+    frame = pd.DataFrame({"id": ["T1", "T2"], "who": ["R1", "R2"], "opened": pd.to_datetime(["2026-10-01 09:00", "2026-10-02 17:30"]),
                           "mins": [12.5, "n/a"]})
     with pd.ExcelWriter(tmp_path / "tickets.xlsx") as xl:
         pd.DataFrame({"note": ["cover sheet"]}).to_excel(xl, sheet_name="Info", index=False)

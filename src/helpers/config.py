@@ -47,6 +47,7 @@ class IngestSettings(Strict):
     default_country: str = Field("ES", pattern=r"^[A-Z]{2}$")
     min_date: date = date(1900, 1, 1)
     max_birth_age: int = 110
+    timezone: str = "Europe/Madrid"  # offsets in timestamps are converted to this local wall time
     placeholders: list[str] = Field(default_factory=list)
 
 

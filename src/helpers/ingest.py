@@ -51,7 +51,7 @@ class IngestResult:
 
     @property
     def rows_staged(self) -> int:
-        return len(self.staged) if ITEM not in self.staged else int(self.staged["row_number"].nunique())
+        return int(self.staged["row_number"].nunique())
 
     def accounting(self) -> dict[str, object]:
         return {
@@ -66,8 +66,8 @@ class IngestResult:
         }
 
 
-def _empty_rejects() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row_number" else "object") for c in REJECT_COLUMNS})
+def _empty_rejects(columns: list[str] = REJECT_COLUMNS) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row_number" else "object") for c in columns})
 
 
 def map_columns(raw: RawRecords, spec: SourceSpec, file: str) -> pd.DataFrame:
@@ -103,29 +103,31 @@ def _raw_column(spec: SourceSpec, canonical: str) -> str:
 
 def _parse(column: str, logical: str, values: pd.Series, spec: SourceSpec, settings: IngestSettings):
     """Standardise one canonical column; returns the Standardised result."""
+    marks = settings.placeholders
     if column in FIELD_STANDARDISERS:
-        return FIELD_STANDARDISERS[column](values)
+        return FIELD_STANDARDISERS[column](values, placeholders=marks)
     if column == "phone":
-        return std.phone(values, default_country=settings.default_country)
+        return std.phone(values, default_country=settings.default_country, placeholders=marks)
     if column == "country":
-        return std.country(values)
+        return std.country(values, placeholders=marks)
     if column in NAME_COLUMNS:
-        return std.person_name(values)
+        return std.person_name(values, placeholders=marks)
     if logical in ("date", "datetime"):
         max_date = None
         min_date = settings.min_date
         if column == "birth_date":
             max_date = date.today()
             min_date = max(min_date, date(date.today().year - settings.max_birth_age, 1, 1))
-        result = std.date(values, fmt=spec.date_format, dayfirst=spec.dayfirst, min_date=min_date, max_date=max_date)
+        result = std.date(values, fmt=spec.date_format, dayfirst=spec.dayfirst, min_date=min_date,
+                          max_date=max_date, tz=settings.timezone, placeholders=marks)
         if logical == "date":
             result.value = result.value.dt.normalize()
         return result
     if logical in ("float", "int"):
-        return std.number(values, decimal=spec.decimal, thousands=spec.thousands)
+        return std.number(values, decimal=spec.decimal, thousands=spec.thousands, placeholders=marks)
     if logical == "bool":
-        return std.boolean(values)
-    return std.text(values)
+        return std.boolean(values, placeholders=marks)
+    return std.text(values, placeholders=marks)
 
 
 def _derive_party(staged: pd.DataFrame) -> pd.DataFrame:
@@ -224,7 +226,7 @@ def standardise_source(
         bad_parent_rows = set(raw.records.loc[row_bad, ROW])
         row_bad = raw.records[ROW].isin(bad_parent_rows)
 
-    rejects = pd.concat(reject_parts, ignore_index=True) if reject_parts else _empty_rejects()
+    rejects = pd.concat(reject_parts, ignore_index=True) if reject_parts else _empty_rejects(REJECT_COLUMNS[2:])
     # a quarantined record is listed with its row reasons only, not also with its field rejects
     quarantined = set(raw.records.loc[row_bad, ROW])
     rejects = rejects[(rejects["action"] == "row") | ~rejects["row_number"].isin(quarantined)]

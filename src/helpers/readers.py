@@ -44,41 +44,67 @@ class RawRecords:
         return int(parsed + len(self.malformed))
 
 
+#: Encodings considered when a source does not declare one (Western European business data).
+CANDIDATE_ENCODINGS = ["utf_8", "cp1252", "iso8859_15", "latin_1", "utf_16", "cp850", "mac_roman"]
+PLAUSIBLE = set("áéíóúüñçàèìòùâêîôûäëïöÁÉÍÓÚÜÑÇÀÈÌÒÙ€ºª¿¡·«»’“”–—")
+BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
+
+
 def detect_encoding(path: Path, declared: str | None) -> str:
     """The declared encoding if it decodes the file, else a detected one; SourceError otherwise."""
     data = path.read_bytes()
-    tried: list[str] = []
-    candidates = [declared] if declared else []
-    if not declared:
-        candidates += ["utf-8"]
+    if declared:
         try:
-            from charset_normalizer import from_bytes
+            data.decode(declared)
+        except LookupError:
+            raise SourceError(f"{path}: unknown encoding {declared!r} in params/sources.yaml") from None
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise SourceError(
+                f"{path}: cannot decode as {declared!r} at byte {exc.start} (line {line}); fix `encoding` in "
+                "params/sources.yaml or remove it to let the encoding be detected"
+            ) from None
+        if declared.lower().replace("_", "-") in ("utf-8", "utf8") and data.startswith(BOMS[0][0]):
+            return "utf-8-sig"
+        return declared
+    for bom, name in BOMS:
+        if data.startswith(bom):
+            return name
+    tried = ["utf-8"]
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # charset-normalizer alone often mistakes short cp1252 Spanish text for cp850 or a CJK code page,
+    # so first score the Western candidates by how much of the text reads as Spanish/Latin script.
+    sample = data[:500_000]
+    scored = []
+    for enc in CANDIDATE_ENCODINGS[1:]:
+        try:
+            text = sample.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        plausible = sum(1 for ch in text if ch in PLAUSIBLE or ch.isascii() and (ch.isprintable() or ch in "\r\n\t"))
+        scored.append((plausible / max(len(text), 1), -CANDIDATE_ENCODINGS.index(enc), enc))
+    if scored and max(scored)[0] > 0.995:
+        enc = max(scored)[2]
+        try:
+            data.decode(enc)
+            return enc
+        except UnicodeDecodeError:
+            tried.append(enc)
+    from charset_normalizer import from_bytes
 
-            best = from_bytes(data[:200_000]).best()
-            if best is not None:
-                candidates.append(best.encoding)
-        except ImportError:  # pragma: no cover - charset-normalizer is a dependency
-            pass
-        candidates += ["cp1252", "latin-1"]
-    for enc in candidates:
+    best = from_bytes(sample).best()
+    for enc in ([best.encoding] if best is not None else []) + ["cp1252", "latin_1"]:
         tried.append(enc)
         try:
             data.decode(enc)
-        except (UnicodeDecodeError, LookupError) as exc:
-            if declared:
-                where = ""
-                if isinstance(exc, UnicodeDecodeError):
-                    line = data[: exc.start].count(b"\n") + 1
-                    where = f" at byte {exc.start} (line {line})"
-                raise SourceError(
-                    f"{path}: cannot decode as {declared!r}{where}; fix `encoding` in params/sources.yaml "
-                    "or remove it to let the encoding be detected"
-                ) from None
+            return enc
+        except UnicodeDecodeError:
             continue
-        if enc.lower().replace("_", "-") in ("utf-8", "utf8") and data.startswith(b"\xef\xbb\xbf"):
-            return "utf-8-sig"
-        return enc
-    raise SourceError(f"{path}: cannot decode the file; tried encodings {tried}")
+    raise SourceError(f"{path}: cannot decode the file; tried encodings {tried}")  # pragma: no cover (latin-1)
 
 
 def _dedupe_header(header: list[str], path: Path) -> list[str]:
