@@ -25,3 +25,13 @@ def test_notebook_is_stored_without_outputs_and_has_parameters(path):
     assert len(tagged) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), "first cell: a title"
     assert nb.metadata["kernelspec"]["name"] == pipeline.KERNEL
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell_parses_for_papermill(path):
+    from papermill.translators import PythonTranslator
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {p.name for p in PythonTranslator.inspect(cell)}
+    assert {"period", "run_id", "overrides"} <= names, f"{path.name}: papermill sees only {sorted(names)}"
