@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import email_validator
 import numpy as np
 import pandas as pd
 import phonenumbers
@@ -19,7 +20,7 @@ from stdnum.es import nif as stdnum_nif
 from helpers import standardise as std
 
 DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def run(fn, values, **kw) -> std.Standardised:
@@ -113,7 +114,7 @@ def test_generated_nie_always_validates(n, prefix):
     assert one(std.tax_id, number) == ((None, None, True) if dummy else (number, None, False))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="0123456789XYZKLMABJNPW- .", min_size=7, max_size=12))
 def test_tax_id_fast_path_agrees_with_stdnum(raw):
     value, reason, placeholder = one(std.tax_id, raw)
@@ -166,7 +167,7 @@ def test_iban_wrong_ccc_control_digits_is_invalid():
     assert one(std.iban, number)[1] == "invalid_iban"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="0123456789", min_size=20, max_size=20), st.booleans())
 def test_spanish_iban_fast_path_agrees_with_stdnum(ccc, fix_checksum):
     check = stdnum_iban.calc_check_digits("ES00" + ccc) if fix_checksum else ccc[:2]
@@ -234,13 +235,13 @@ def _library_verdict(e: str) -> str | None:
         return None
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.text(alphabet="ab1.-_+@xnä", min_size=3, max_size=20).map(lambda t: t + ".es")
     | st.emails().map(str.lower)
 )
 def test_email_fast_path_equals_email_validator(e):
-    special = tuple(d for d in __import__("email_validator").SPECIAL_USE_DOMAIN_NAMES if d != "test")
+    special = tuple(d for d in email_validator.SPECIAL_USE_DOMAIN_NAMES if d != "test")
     if std._email_fast_ok(e, special):
         assert _library_verdict(e) == e
     value, reason, placeholder = one(std.email, e)
@@ -288,7 +289,7 @@ def test_phone_default_country():
     assert one(std.phone, "06 12 34 56 78", default_country="FR")[0] == "+33612345678"
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(100_000_000, 999_999_999), st.sampled_from(["", "+34", "0034", "34", "+34 "]))
 def test_phone_fast_path_equals_phonenumbers(n, prefix):
     raw = f"{prefix}{n}"
@@ -434,6 +435,12 @@ def test_date_with_format():
     assert r.value.tolist()[:2] == [ts("2024-01-05")] * 2
     assert r.value.iloc[3] == ts("2024-01-05")  # ISO text is accepted in any source
     assert r.reason.tolist() == [None, None, "invalid_date", None, "invalid_date", "date_out_of_range"]
+
+
+def test_date_format_without_time_accepts_a_time():
+    r = run(std.date, ["05/01/2024 10:30", "05/01/2024 10:30:15", "05/01/2024 25:00"], fmt="%d/%m/%Y")
+    assert r.value.tolist()[:2] == [ts("2024-01-05 10:30"), ts("2024-01-05 10:30:15")]
+    assert r.reason.tolist() == [None, None, "invalid_date"]
 
 
 def test_date_dayfirst_without_format():
@@ -690,8 +697,11 @@ raw_cells = st.one_of(
     st.none(),
     st.text(max_size=30),
     st.integers(-(10**10), 10**10),
+    st.integers(),  # unbounded: float() overflows
     st.floats(allow_nan=True),
+    st.decimals(),  # includes NaN and signalling NaN (unhashable)
     st.booleans(),
+    st.lists(st.integers(), max_size=2),  # JSON arrays are unhashable
     st.sampled_from(
         [
             "12345678Z",

@@ -24,7 +24,7 @@ import math
 import operator
 import re
 import unicodedata
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -132,7 +132,11 @@ DATE_PLACEHOLDERS: frozenset[str] = frozenset(
 
 @dataclass
 class Standardised:
-    """A standardised column: values, reason codes for invalid values, and the placeholder flags."""
+    """A standardised column: values, reason codes for invalid values, and the placeholder flags.
+
+    `value` dtypes: object (str or None) for text fields, datetime64[ns] for `date`, float64 for
+    `number`, nullable "boolean" for `boolean`. All three Series share the input's index.
+    """
 
     value: pd.Series  # standardised; null where empty, placeholder or invalid
     reason: pd.Series  # None, or a code from REASONS where the raw value was invalid
@@ -169,9 +173,17 @@ def _factorize(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     try:
         codes, uniques = pd.factorize(s, use_na_sentinel=True)
     except TypeError:  # unhashable cells (lists/dicts from JSON): standardise their text form
-        fixed = s.map(lambda x: x if isinstance(x, Hashable) else repr(x))
+        fixed = _objects([_hashable(x) for x in s.to_numpy(dtype=object)])
         codes, uniques = pd.factorize(fixed, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.intp), np.asarray(uniques, dtype=object)
+
+
+def _hashable(x):
+    try:
+        hash(x)
+    except TypeError:
+        return repr(x)
+    return x
 
 
 def _take(u: np.ndarray, codes: np.ndarray, null) -> np.ndarray:
@@ -214,6 +226,14 @@ def _placeholder_set(placeholders: Iterable[str] | None) -> frozenset[str]:
     return frozenset(" ".join(str(p).split()).lower() for p in (placeholders or ()))
 
 
+def _as_float(x) -> float:
+    """float(x); nan when it has none (huge ints overflow, Decimal("sNaN") refuses)."""
+    try:
+        return float(x)
+    except (OverflowError, ValueError):
+        return math.nan
+
+
 def _to_text(x) -> str | None:
     """Trimmed, whitespace-collapsed text of one raw cell; None when empty."""
     if isinstance(x, str):
@@ -224,7 +244,7 @@ def _to_text(x) -> str | None:
         t = str(int(x))
     elif isinstance(x, float | np.floating):
         x = float(x)
-        t = str(int(x)) if x.is_integer() else repr(x)  # Excel turns 8001 into 8001.0
+        t = str(int(x)) if x.is_integer() else repr(x)  # Excel turns 8001 into 8001.0 (inf stays "inf")
     elif isinstance(x, bytes):
         t = x.decode("utf-8", errors="replace")
     else:
@@ -265,7 +285,7 @@ _CIF = re.compile(r"[ABCDEFGHJNPQRSUVW]\d{7}[0-9A-J]", re.ASCII)
 def _tax_id_one(x) -> tuple[str | None, str | None]:
     """(compact valid id, kind) or (None, None) when invalid."""
     if isinstance(x, int | np.integer | float | np.floating) and not isinstance(x, bool | np.bool_):
-        f = float(x)
+        f = _as_float(x)
         if not (math.isfinite(f) and f.is_integer() and 1e6 <= f < 1e8):  # 7-8 digits, not "5"
             return None, None
         c = f"{int(f):08d}"  # a DNI stored as a number: zeros and letter lost
@@ -882,7 +902,8 @@ def date(
     """Dates and datetimes as naive datetime64[ns] in local (`tz`) wall time.
 
     Text is parsed with `fmt` (strptime) when given, else as ISO 8601 (date or datetime, with or
-    without offset); ISO text is also accepted in a source with `fmt`. Without `fmt`, "d/m/yyyy"
+    without offset); in a source with `fmt`, ISO text and `fmt` followed by a time ("%H:%M[:%S]")
+    are also accepted. Without `fmt`, "d/m/yyyy"
     text is read month-first unless `dayfirst` (as pandas does). datetime/Timestamp cells pass
     through, Excel serial numbers (45123.5) are converted, 8-digit integers 20240105 are yyyymmdd.
     tz-aware values are converted to `tz` (None: UTC) and made naive; naive values are kept as they
@@ -930,7 +951,7 @@ def date(
         elif isinstance(x, bool | np.bool_):
             reason[i] = INVALID_DATE
         elif isinstance(x, int | float | np.integer | np.floating | Decimal):
-            f = float(x)
+            f = _as_float(x)
             if not math.isfinite(f):
                 reason[i] = INVALID_DATE
             elif f.is_integer() and 10_000_000 <= f <= 99_991_231:  # yyyymmdd as a number
@@ -974,10 +995,13 @@ def date(
         idx = np.asarray(str_idx)
         texts = _objects(str_val)
         parsed = _parse_vectorised(texts, fmt, tz)
-        if fmt is not None:  # ISO text in a source with a format
-            miss = np.isnat(parsed)
-            if miss.any():
-                parsed[miss] = _parse_vectorised(texts[miss], None, tz)
+        if fmt is not None:
+            # a datetime column declared with a date-only format ("%d/%m/%Y" + " 10:30"), then ISO text
+            extra = [fmt + " %H:%M:%S", fmt + " %H:%M"] if "%H" not in fmt and "%I" not in fmt else []
+            for retry in [*extra, None]:
+                miss = np.isnat(parsed)
+                if miss.any():
+                    parsed[miss] = _parse_vectorised(texts[miss], retry, tz)
         out[idx] = parsed
         for j in np.flatnonzero(np.isnat(parsed)):  # what pandas could not: other shapes, or out of range
             d = _parse_python(texts[j], fmt, dayfirst, tz)
@@ -1066,7 +1090,7 @@ def number(
     ph = np.zeros(n, dtype=bool)
     for i, x in enumerate(u):
         if isinstance(x, int | float | np.integer | np.floating | Decimal):
-            f = float(x)
+            f = _as_float(x)
             if math.isfinite(f):
                 value[i] = f
             else:
@@ -1108,7 +1132,7 @@ def boolean(s: pd.Series, *, placeholders: Iterable[str] | None = PLACEHOLDERS) 
     ph = np.zeros(n, dtype=bool)
     for i, x in enumerate(u):
         if isinstance(x, bool | np.bool_ | int | float | np.integer | np.floating | Decimal):
-            f = float(x)
+            f = _as_float(x)
             if f in (0.0, 1.0):
                 value[i], known[i] = f == 1.0, True
             else:
