@@ -107,6 +107,8 @@ class SourceSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceSpec:
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError(f"`thousands` and `decimal` are both {self.decimal!r}; they must differ")
         canonical = schema.KINDS[self.kind]
         derived = schema.DERIVED.get(self.kind, set())
         for key in [*self.columns, *self.constants]:
