@@ -9,6 +9,7 @@ SCV := $(BIN)/scv
 UV_VERSION := 0.13.8
 PERIOD ?=
 STAGE ?=
+AUDIENCE ?=
 SCALE ?= quick
 period_arg = $(if $(PERIOD),--period $(PERIOD),)
 stage_arg = $(if $(STAGE),--stage $(STAGE),)
@@ -19,7 +20,19 @@ help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[1m%-8s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 	@echo "  Variables: PERIOD=YYYY-MM (default: last complete month in the data), STAGE=name, SCALE=quick|100k|1m"
 
+# System libraries for the PDF reports (WeasyPrint needs pango; tests read PDFs with poppler's pdftotext).
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils
+
 $(VENV)/.installed: requirements.lock pyproject.toml
+	@if ! command -v pdftotext >/dev/null || ! ldconfig -p 2>/dev/null | grep -q libpangoft2; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages: $(SYSTEM_PACKAGES)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES)) >/dev/null \
+	      || echo "warning: could not install $(SYSTEM_PACKAGES); PDF rendering may fail"; \
+	  else \
+	    echo "warning: PDF reports need: sudo apt-get install $(SYSTEM_PACKAGES) (or your OS's pango + poppler)"; \
+	  fi; \
+	fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
@@ -44,7 +57,12 @@ run: setup data
 ## The main job: setup + data + run every stage + render the reports for PERIOD
 .PHONY: report
 report: setup data
-	$(SCV) run $(period_arg)
+	$(SCV) run --render $(period_arg)
+
+## Re-render the reports for PERIOD from processed data (AUDIENCE=name for one audience)
+.PHONY: render
+render: setup
+	$(SCV) render $(period_arg) $(if $(AUDIENCE),--audience $(AUDIENCE),)
 
 ## Open JupyterLab on the notebooks with the project's kernel
 .PHONY: lab

@@ -59,7 +59,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from helpers import pipeline
 
     stages = args.stage or None
-    manifest = pipeline.run(period=args.period, stages=stages, overrides=_overrides(args.param))
+    manifest = pipeline.run(period=args.period, stages=stages, overrides=_overrides(args.param),
+                            render=args.render, audiences=args.audience)
+    return 0 if manifest["status"] == "ok" else 1
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Render reports from the data already processed for a period (no stage is re-run)."""
+    from helpers import pipeline
+
+    manifest = pipeline.run(period=args.period, stages=[], overrides=_overrides(args.param), render=True,
+                            audiences=args.audience)
     return 0 if manifest["status"] == "ok" else 1
 
 
@@ -104,8 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", help="YYYY-MM (default: params `period`, else the last complete month in the data)")
     p.add_argument("--stage", action="append", help="run only this stage (repeatable)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter of params/default.yaml, e.g. unify.threshold=0.9")
+                   help="override a parameter of params/default.yaml, e.g. unify.match_threshold=0.8")
+    p.add_argument("--render", action="store_true", help="also render the audience reports after the stages")
+    p.add_argument("--audience", action="append", help="with --render: only this audience (repeatable)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("render", help="render the audience reports for a period from its processed data")
+    p.add_argument("--period", help="YYYY-MM (default: params `period`, else the last complete month in the data)")
+    p.add_argument("--audience", action="append",
+                   help="only this audience (repeatable): executive, account_managers, marketing, data_stewards")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("period", help="print the period a run would use")
     p.set_defaults(func=cmd_period)

@@ -38,6 +38,11 @@ class Stage:
 #: The stages in run order (DESIGN.md "The flow"). Each reads only what earlier stages wrote.
 STAGES: list[Stage] = [
     Stage("ingest", "01_ingest.ipynb", "read, standardise and validate every source"),
+    Stage("unify", "02_unify.ipynb", "link identities into golden customers with stable ids"),
+    Stage("quality", "03_quality_audit.ipynb", "score data quality per source, field and dimension"),
+    Stage("metrics", "04_metrics.ipynb", "revenue, behaviour, service, payments, RFM and CLV per customer"),
+    Stage("segmentation", "05_segmentation.ipynb", "tiers, clusters, churn risk and next best offers"),
+    Stage("campaigns", "06_campaign_measurement.ipynb", "campaign uplift, feedback and the next campaign"),
 ]
 
 KERNEL = "scv"
@@ -128,8 +133,11 @@ def run(
     *,
     root: Path | None = None,
     quiet: bool = False,
+    render: bool = False,
+    audiences: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the stages (all, or the named ones) for a period; returns the manifest."""
+    """Run the stages (all, the named ones, or none with ``stages=[]``) for a period, then render the
+    audience reports when `render` is set (all, or the named `audiences`); returns the manifest."""
     import papermill as pm
 
     settings = load_settings(overrides={"period": period, **(overrides or {})}, root=root)
@@ -142,7 +150,7 @@ def run(
     else:
         period = settings.period
         _say(f"period: {period}", quiet)
-    selected = STAGES if not stages else [s for s in STAGES if s.name in stages]
+    selected = STAGES if stages is None else [s for s in STAGES if s.name in stages]
     unknown = set(stages or []) - set(stage_names())
     if unknown:
         raise ScvError(f"unknown stage(s) {sorted(unknown)}; the stages are {stage_names()}")
@@ -198,6 +206,10 @@ def run(
             manifest["error"] = str(error)
             store.write_json(manifest, partial / "manifest.json")
             os.replace(partial, period_reports / f"v{version}.failed")
+            if render:
+                from helpers import render as rendering
+
+                rendering.write_index(reports)
             raise error from None
         entry.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
         if stats_file.exists():
@@ -206,11 +218,29 @@ def run(
         store.write_json(manifest, partial / "manifest.json")
         _say(f"      done in {entry['seconds']:.1f} s (total {time.perf_counter() - started:.1f} s)", quiet)
 
+    if render:
+        from helpers import render as rendering
+
+        _say(f"[reports] rendering {', '.join(audiences) if audiences else 'every audience'} ...", quiet)
+        t0 = time.perf_counter()
+        try:
+            rendering.render_run(partial, settings, manifest=manifest, audiences=audiences, quiet=quiet)
+        except ScvError as exc:
+            manifest.update(status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                            error=f"rendering failed: {exc}")
+            store.write_json(manifest, partial / "manifest.json")
+            os.replace(partial, period_reports / f"v{version}.failed")
+            rendering.write_index(reports)
+            raise
+        _say(f"      reports rendered in {time.perf_counter() - t0:.1f} s", quiet)
+
     manifest.update(status="ok", finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
                     seconds=round(time.perf_counter() - started, 2))
     store.write_json(manifest, partial / "manifest.json")
     final = period_reports / f"v{version}"
     os.replace(partial, final)
     _point_latest(reports, final)
+    if render:
+        rendering.write_index(reports)
     _say(f"run {run_id} finished in {manifest['seconds']:.1f} s -> {final}", quiet)
     return manifest
