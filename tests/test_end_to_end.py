@@ -29,7 +29,8 @@ EXPECTED_REASON = {
 
 @pytest.fixture(scope="module")
 def ingested(sample_project):
-    manifest = pipeline.run(stages=["ingest"], root=sample_project, quiet=True)
+    """The whole pipeline on the small sample, as `make report` runs it: every stage, then the reports."""
+    manifest = pipeline.run(root=sample_project, quiet=True, render=True)
     period = manifest["period"]
     base = sample_project / "data" / "processed" / period
     rejects = pd.concat([pd.read_parquet(p) for p in sorted((base / "rejected").glob("*.parquet"))], ignore_index=True)
@@ -47,8 +48,49 @@ def test_run_manifest_accounts_for_every_row(ingested, sample_project):
         assert counts["rows_read"] == counts["rows_staged"] + counts["rows_rejected"], name
         assert counts["rows_staged"] > 0, name
         assert (base / "staged" / f"{name}.parquet").exists()
-    executed = sample_project / "reports" / "2026-10" / "v1" / "notebooks" / "01_ingest.ipynb"
-    assert executed.exists()
+    run_dir = sample_project / "reports" / "2026-10" / "v1"
+    for stage in pipeline.STAGES:
+        assert (run_dir / "notebooks" / stage.notebook).exists(), stage.name
+    assert [s["stage"] for s in manifest["stages"]] == pipeline.stage_names()
+    assert all(s["status"] == "ok" and "rows_in" in s["stats"] for s in manifest["stages"])
+
+
+def test_unify_links_the_sample_accurately(ingested):
+    manifest, base, _ = ingested
+    unify_stats = next(s["stats"] for s in manifest["stages"] if s["stage"] == "unify")
+    accuracy = unify_stats["accuracy"]
+    assert accuracy["pair_precision"] >= 0.98 and accuracy["pair_recall"] >= 0.95, accuracy
+    assert accuracy["blocking_recall"] >= 0.98, accuracy
+    crosswalk = pd.read_parquet(base / "unify" / "crosswalk.parquet")
+    assert crosswalk["customer_id"].notna().all()
+
+
+def test_reports_for_every_audience_the_cards_and_the_index(ingested, sample_project):
+    manifest, _, _ = ingested
+    reports = sample_project / "reports"
+    run_dir = reports / "2026-10" / "v1"
+    audiences = [a["name"] for a in manifest["reports"]["audiences"]]
+    assert set(audiences) == {"executive", "account_managers", "marketing", "data_stewards"}
+    for name in audiences:
+        for ext in ("html", "pdf"):
+            path = run_dir / f"{name}.{ext}"
+            assert path.exists() and path.stat().st_size > 1000, path
+        assert (run_dir / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert (run_dir / "cards").is_dir() and list((run_dir / "cards").glob("*.pdf"))
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert "2026-10" in index and "executive" in index.lower()
+    assert (reports / "latest").resolve() == run_dir.resolve()
+
+
+def test_a_second_run_creates_v2_and_leaves_v1_intact(ingested, sample_project):
+    period_dir = sample_project / "reports" / "2026-10"
+    before = {p.relative_to(period_dir): p.read_bytes() for p in (period_dir / "v1").rglob("*") if p.is_file()}
+    second = pipeline.run(root=sample_project, stages=[], render=True, audiences=["executive"], quiet=True)
+    assert second["run_id"] == "2026-10-v2"
+    after = {p.relative_to(period_dir): p.read_bytes() for p in (period_dir / "v1").rglob("*") if p.is_file()}
+    assert before == after
+    assert (period_dir / "v2" / "executive.pdf").exists()
+    assert (sample_project / "reports" / "latest").resolve() == (period_dir / "v2").resolve()
 
 
 def test_every_injected_defect_is_rejected_with_the_right_reason(ingested, sample_project):
