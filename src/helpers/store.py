@@ -96,9 +96,9 @@ def save_table(store: Path, name: str, df: pd.DataFrame, *, period: str | None =
     Tables keyed by period accumulate one slice per period, so a trend across months is one query.
     The delete and insert happen in one transaction: readers see the old slice or the new one.
     """
-    frame = df.copy()
+    frame = _typed_for_store(df)
     if period is not None:
-        frame.insert(0, "period", period)
+        frame.insert(0, "period", pd.Series(period, index=frame.index, dtype="string"))
     with connect(store) as con:
         con.register("frame", frame)
         con.execute("BEGIN TRANSACTION")
@@ -115,7 +115,9 @@ def save_table(store: Path, name: str, df: pd.DataFrame, *, period: str | None =
                     old = con.execute(f'SELECT * FROM "{name}" WHERE period <> ?', [period]).df()
                     con.execute(f'DROP TABLE "{name}"')
                     con.register("old", old)
-                    con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame UNION ALL BY NAME SELECT * FROM old')
+                    con.execute(
+                        f'CREATE TABLE "{name}" AS SELECT * FROM frame UNION ALL BY NAME SELECT * FROM old'
+                    )
                 else:
                     con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
                     con.execute(f'INSERT INTO "{name}" SELECT * FROM frame')
@@ -128,12 +130,24 @@ def save_table(store: Path, name: str, df: pd.DataFrame, *, period: str | None =
     return len(frame)
 
 
+def _typed_for_store(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose all-null object columns are text: DuckDB would otherwise type them NULL, and a
+    table created from an empty frame could never take rows later."""
+    frame = df.copy()
+    for col in frame.columns:
+        if frame[col].dtype == object and frame[col].isna().all():
+            frame[col] = frame[col].astype("string")
+    return frame
+
+
 def load_table(store: Path, name: str, *, period: str | None = None) -> pd.DataFrame:
     """Read a store table (one period's slice when `period` is given); empty frame if absent."""
     if not Path(store).exists():
         return pd.DataFrame()
     with connect(store, read_only=True) as con:
-        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        ).fetchall()
         if not exists[0][0]:
             return pd.DataFrame()
         if period is None:
