@@ -548,7 +548,9 @@ def test_term_frequency_garcia_counts_less_than_ybarra(company_result):
     feats["family_name_1"] = np.int8(top)
     tf = company_result.prepared.tf["surname"]
     vocab = list(company_result.prepared.vocab["surname"])
-    feats["tf_family_name_1"] = [tf[vocab.index("garcia")], tf[vocab.index("ybarra")]]
+    feats["tf_family_name_1"] = np.log2(
+        [tf[vocab.index("garcia")], tf[vocab.index("ybarra")]]
+    )  # log2 frequency
     w = model.contributions(feats)["w_family_name_1"].to_numpy()
     assert w[1] > w[0] + 2  # at least 4x the Bayes factor
 

@@ -44,13 +44,43 @@ from helpers import store
 from helpers.errors import ConfigError, ScvError
 
 __all__ = [
-    "CHANNELS", "CONSENT_COLUMN", "CONTACT_POINT", "CampaignSettings", "NextCampaignSettings", "MarketingRule",
-    "Condition", "campaign_settings", "attach_customers", "prepare_contacts", "response_rates", "significance",
-    "newcombe", "measure",
-    "incremental_by", "compare_selections", "channel_comparison", "segment_channel", "srm_check", "power_mde",
-    "history_features", "fit_propensity", "propensity_scores", "score_contacts", "qini_curve",
-    "qini_coefficient", "uplift_by_decile", "decile_uplift", "customer_feedback", "feedback_summary", "eligible_customers",
-    "apply_rule", "combine_scores", "next_campaign", "export_target_lists", "report_warnings", "recovery",
+    "CHANNELS",
+    "CONSENT_COLUMN",
+    "CONTACT_POINT",
+    "CampaignSettings",
+    "NextCampaignSettings",
+    "MarketingRule",
+    "Condition",
+    "campaign_settings",
+    "attach_customers",
+    "prepare_contacts",
+    "response_rates",
+    "significance",
+    "newcombe",
+    "measure",
+    "incremental_by",
+    "compare_selections",
+    "channel_comparison",
+    "segment_channel",
+    "srm_check",
+    "power_mde",
+    "history_features",
+    "fit_propensity",
+    "propensity_scores",
+    "score_contacts",
+    "qini_curve",
+    "qini_coefficient",
+    "uplift_by_decile",
+    "decile_uplift",
+    "customer_feedback",
+    "feedback_summary",
+    "eligible_customers",
+    "apply_rule",
+    "combine_scores",
+    "next_campaign",
+    "export_target_lists",
+    "report_warnings",
+    "recovery",
 ]
 
 Channel = Literal["sms", "email", "mailing", "telemarketing"]
@@ -64,7 +94,12 @@ CONSENT_COLUMN: dict[str, str] = {
     "telemarketing": "consent_phone",
 }
 #: The golden-record field a channel needs to reach someone.
-CONTACT_POINT: dict[str, str] = {"sms": "phone", "email": "email", "mailing": "address", "telemarketing": "phone"}
+CONTACT_POINT: dict[str, str] = {
+    "sms": "phone",
+    "email": "email",
+    "mailing": "address",
+    "telemarketing": "phone",
+}
 
 CELL = ["campaign", "selection_group"]
 
@@ -107,9 +142,11 @@ class MarketingRule(_Strict):
     and any column of the scores / segments frame (e.g. tier, segment, recency_days).
     """
 
-    where: list[Condition] = Field(default_factory=lambda: [
-        Condition(column="responsiveness", op="in", value=["always", "sometimes"]),
-    ])
+    where: list[Condition] = Field(
+        default_factory=lambda: [
+            Condition(column="responsiveness", op="in", value=["always", "sometimes"]),
+        ]
+    )
     order_by: str | None = "days_since_last_response"
     descending: bool = False
 
@@ -124,8 +161,11 @@ class NextCampaignSettings(_Strict):
     seed: int = 20261110
     score: str = "propensity"  # column of the scores frame the model group is ranked by (propensity | uplift)
     exclude_responsiveness: list[Literal["always", "sometimes", "never", "unknown"]] = Field(
-        default_factory=list)
-    require_contact_point: bool = True  # also drop customers without an email / phone / address for the channel
+        default_factory=list
+    )
+    require_contact_point: bool = (
+        True  # also drop customers without an email / phone / address for the channel
+    )
     marketing_rule: MarketingRule = MarketingRule()
 
 
@@ -142,7 +182,9 @@ class CampaignSettings(_Strict):
     min_uplift: float = Field(0.02, gt=0, lt=1)  # smallest uplift (response-rate points) worth detecting
     planned_control_share: float = Field(0.15, gt=0, lt=1)
     # campaign id or shell pattern -> planned share (the default is the sample company's plan)
-    control_shares: dict[str, float] = Field(default_factory=lambda: {"*-FIDELIZACION": 0.10, "*-VENTA-CRUZADA": 0.20})
+    control_shares: dict[str, float] = Field(
+        default_factory=lambda: {"*-FIDELIZACION": 0.10, "*-VENTA-CRUZADA": 0.20}
+    )
     srm_alpha: float = Field(0.001, gt=0, lt=0.5)  # SRM p-value below which a split is flagged
     fisher_below: int = Field(5, ge=0)  # Fisher exact when an expected 2×2 count is below this
     bootstrap: int = Field(2000, ge=100)
@@ -210,8 +252,12 @@ def attach_customers(contacts: pd.DataFrame, crosswalk: pd.DataFrame) -> pd.Data
     key = crosswalk[["source", "source_id", "customer_id"]].astype({"source": str, "source_id": str})
     key = key.drop_duplicates(["source", "source_id"])
     out = contacts.drop(columns=["customer_id"], errors="ignore").copy()
-    left = pd.DataFrame({"source": out["party_source"].astype("string").to_numpy(dtype=object),
-                         "source_id": out["party_id"].astype("string").to_numpy(dtype=object)})
+    left = pd.DataFrame(
+        {
+            "source": out["party_source"].astype("string").to_numpy(dtype=object),
+            "source_id": out["party_id"].astype("string").to_numpy(dtype=object),
+        }
+    )
     merged = left.merge(key, on=["source", "source_id"], how="left")
     out["customer_id"] = merged["customer_id"].to_numpy()
     return out
@@ -237,21 +283,38 @@ def prepare_contacts(contacts: pd.DataFrame) -> pd.DataFrame:
     out["arm"] = np.where(out["control"], "control", "contacted")
     out["responded"] = _flag(out["responded"]) if "responded" in out else False
     out["opened"] = _flag(out["opened"]) if "opened" in out else False
-    revenue = pd.to_numeric(out["revenue"], errors="coerce") if "revenue" in out else pd.Series(0.0, index=out.index)
+    revenue = (
+        pd.to_numeric(out["revenue"], errors="coerce")
+        if "revenue" in out
+        else pd.Series(0.0, index=out.index)
+    )
     out["revenue"] = revenue.fillna(0.0).astype(float)
     if "contacted_at" not in out:
         out["contacted_at"] = pd.NaT
     if "response_at" not in out:
         out["response_at"] = pd.NaT
-    channel = out["channel"].astype("string") if "channel" in out else pd.Series(pd.NA, index=out.index, dtype="string")
+    channel = (
+        out["channel"].astype("string")
+        if "channel" in out
+        else pd.Series(pd.NA, index=out.index, dtype="string")
+    )
     treated = channel[~out["control"].to_numpy()]
     cell_channel = (
-        pd.DataFrame({"campaign": out.loc[treated.index, "campaign"], "selection_group": out.loc[treated.index, "selection_group"],
-                      "channel": treated}).dropna()
-        .groupby(CELL)["channel"].agg(lambda s: s.value_counts().index[0])
+        pd.DataFrame(
+            {
+                "campaign": out.loc[treated.index, "campaign"],
+                "selection_group": out.loc[treated.index, "selection_group"],
+                "channel": treated,
+            }
+        )
+        .dropna()
+        .groupby(CELL)["channel"]
+        .agg(lambda s: s.value_counts().index[0])
     )
     fill = pd.MultiIndex.from_frame(out[CELL]).map(cell_channel.to_dict().get)
-    out["channel"] = channel.fillna(pd.Series(fill, index=out.index, dtype="string")).fillna("unknown").astype(str)
+    out["channel"] = (
+        channel.fillna(pd.Series(fill, index=out.index, dtype="string")).fillna("unknown").astype(str)
+    )
     # a contact was made when the contacted arm has a timestamp; systems without timestamps: every member
     has_times = out.loc[~out["control"], "contacted_at"].notna().any()
     out["reached"] = ~out["control"] & (out["contacted_at"].notna() if has_times else True)
@@ -278,13 +341,19 @@ def _wilson(count: np.ndarray, nobs: np.ndarray, confidence: float) -> tuple[np.
     return lo, hi
 
 
-def response_rates(contacts: pd.DataFrame, *, confidence: float, by: Sequence[str] = tuple(CELL)) -> pd.DataFrame:
+def response_rates(
+    contacts: pd.DataFrame, *, confidence: float, by: Sequence[str] = tuple(CELL)
+) -> pd.DataFrame:
     """Response rate per campaign × group × arm (or any `by` × arm), with Wilson intervals."""
     c = contacts if "arm" in contacts else prepare_contacts(contacts)
     keys = [*by, "arm"]
     g = c.groupby(keys, observed=True, sort=True)
-    out = g.agg(size=("responded", "size"), responders=("responded", "sum"), opened=("opened", "sum"),
-                revenue=("revenue", "sum")).reset_index()
+    out = g.agg(
+        size=("responded", "size"),
+        responders=("responded", "sum"),
+        opened=("opened", "sum"),
+        revenue=("revenue", "sum"),
+    ).reset_index()
     if "channel" not in by:
         out.insert(len(by), "channel", g["channel"].agg(_one_or_mixed).to_numpy())
     out["response_rate"] = out["responders"] / out["size"]
@@ -318,12 +387,15 @@ def newcombe(x_t: int, n_t: int, x_c: int, n_c: int, confidence: float) -> tuple
     """Newcombe hybrid-score interval of p_contacted − p_control (statsmodels computes p1 − p2)."""
     if n_t == 0 or n_c == 0:
         return float("nan"), float("nan")
-    lo, hi = confint_proportions_2indep(x_t, n_t, x_c, n_c, method="newcomb", compare="diff", alpha=1 - confidence)
+    lo, hi = confint_proportions_2indep(
+        x_t, n_t, x_c, n_c, method="newcomb", compare="diff", alpha=1 - confidence
+    )
     return float(lo), float(hi)
 
 
-def power_mde(n_t: np.ndarray, n_c: np.ndarray, p_c: np.ndarray, *, alpha: float, power: float,
-              min_uplift: float) -> pd.DataFrame:
+def power_mde(
+    n_t: np.ndarray, n_c: np.ndarray, p_c: np.ndarray, *, alpha: float, power: float, min_uplift: float
+) -> pd.DataFrame:
     """Power to detect `min_uplift` and the minimum detectable uplift (absolute points) at `power`.
 
     Cohen's h (statsmodels `proportion_effectsize`) with `NormalIndPower`, two-sided, for the arm sizes
@@ -340,8 +412,9 @@ def power_mde(n_t: np.ndarray, n_c: np.ndarray, p_c: np.ndarray, *, alpha: float
         h = proportion_effectsize(target, pc)
         pw[i] = analysis.power(effect_size=h, nobs1=nt, alpha=alpha, ratio=nc / nt, alternative="two-sided")
         try:
-            h_min = analysis.solve_power(effect_size=None, nobs1=nt, alpha=alpha, power=power, ratio=nc / nt,
-                                         alternative="two-sided")
+            h_min = analysis.solve_power(
+                effect_size=None, nobs1=nt, alpha=alpha, power=power, ratio=nc / nt, alternative="two-sided"
+            )
         except (ValueError, RuntimeError):  # pragma: no cover - solver failure on degenerate sizes
             continue
         # inverse of h = 2 asin(sqrt(p1)) - 2 asin(sqrt(p2)) for p1
@@ -350,7 +423,9 @@ def power_mde(n_t: np.ndarray, n_c: np.ndarray, p_c: np.ndarray, *, alpha: float
     return pd.DataFrame({"power": pw, "mde": mde, "underpowered": ~(pw >= power)})
 
 
-def srm_check(contacts: pd.DataFrame, settings: CampaignSettings, *, by: Sequence[str] = tuple(CELL)) -> pd.DataFrame:
+def srm_check(
+    contacts: pd.DataFrame, settings: CampaignSettings, *, by: Sequence[str] = tuple(CELL)
+) -> pd.DataFrame:
     """Sample-ratio mismatch: is the observed control share consistent with the planned one?
 
     Pearson chi-square goodness of fit (scipy `chisquare`) of (control, contacted) counts against the
@@ -361,8 +436,11 @@ def srm_check(contacts: pd.DataFrame, settings: CampaignSettings, *, by: Sequenc
     out = g.agg(members=("control", "size"), n_control=("control", "sum")).reset_index()
     out["n_contacted"] = out["members"] - out["n_control"]
     out["control_share"] = out["n_control"] / out["members"]
-    out["planned_control_share"] = [settings.planned_share(cmp) for cmp in out["campaign"]] if "campaign" in out \
+    out["planned_control_share"] = (
+        [settings.planned_share(cmp) for cmp in out["campaign"]]
+        if "campaign" in out
         else settings.planned_control_share
+    )
     p = []
     for n, k, share in zip(out["members"], out["n_control"], out["planned_control_share"], strict=True):
         expected = [share * n, (1 - share) * n]
@@ -378,6 +456,7 @@ def _revenue_boot(rev_t: np.ndarray, rev_c: np.ndarray, B: int, rng: np.random.G
     Resampling members with replacement; since non-responders bring 0, a resample is a binomial number
     of draws from the positive revenues — the same distribution, at a fraction of the cost.
     """
+
     def means(rev: np.ndarray) -> np.ndarray:
         n = len(rev)
         if n == 0:
@@ -424,49 +503,115 @@ def measure(contacts: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
         reached = int(t["reached"].sum())
         unit_cost = settings.costs.get(channel, np.nan)
         cost = reached * unit_cost
-        rows.append({
-            "campaign": campaign, "selection_group": group, "channel": channel,
-            "started_at": cell["contacted_at"].min(),
-            "n_contacted": n_t, "n_control": n_c, "contacts_made": reached,
-            "contacted_share": reached / n_t if n_t else np.nan,
-            "responders_contacted": x_t, "responders_control": x_c,
-            "rate_contacted": p_t, "rate_control": p_c,
-            "uplift": p_t - p_c, "uplift_ci_low": lo, "uplift_ci_high": hi,
-            "test": test, "p_value": p_value, "significant": bool(p_value < settings.alpha),
-            "incremental_responses": (p_t - p_c) * n_t,
-            "incremental_responses_ci_low": lo * n_t, "incremental_responses_ci_high": hi * n_t,
-            "revenue_contacted": rev_t.sum(), "revenue_control": rev_c.sum(),
-            "incremental_revenue": inc_rev,
-            "incremental_revenue_ci_low": np.nanpercentile(boot, tail) if n_c and n_t else np.nan,
-            "incremental_revenue_ci_high": np.nanpercentile(boot, 100 - tail) if n_c and n_t else np.nan,
-            "cost": cost,
-        })
+        rows.append(
+            {
+                "campaign": campaign,
+                "selection_group": group,
+                "channel": channel,
+                "started_at": cell["contacted_at"].min(),
+                "n_contacted": n_t,
+                "n_control": n_c,
+                "contacts_made": reached,
+                "contacted_share": reached / n_t if n_t else np.nan,
+                "responders_contacted": x_t,
+                "responders_control": x_c,
+                "rate_contacted": p_t,
+                "rate_control": p_c,
+                "uplift": p_t - p_c,
+                "uplift_ci_low": lo,
+                "uplift_ci_high": hi,
+                "test": test,
+                "p_value": p_value,
+                "significant": bool(p_value < settings.alpha),
+                "incremental_responses": (p_t - p_c) * n_t,
+                "incremental_responses_ci_low": lo * n_t,
+                "incremental_responses_ci_high": hi * n_t,
+                "revenue_contacted": rev_t.sum(),
+                "revenue_control": rev_c.sum(),
+                "incremental_revenue": inc_rev,
+                "incremental_revenue_ci_low": np.nanpercentile(boot, tail) if n_c and n_t else np.nan,
+                "incremental_revenue_ci_high": np.nanpercentile(boot, 100 - tail) if n_c and n_t else np.nan,
+                "cost": cost,
+            }
+        )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     out["rate_contacted_ci_low"], out["rate_contacted_ci_high"] = _wilson(
-        out["responders_contacted"], out["n_contacted"], conf)
-    out["rate_control_ci_low"], out["rate_control_ci_high"] = _wilson(out["responders_control"], out["n_control"], conf)
+        out["responders_contacted"], out["n_contacted"], conf
+    )
+    out["rate_control_ci_low"], out["rate_control_ci_high"] = _wilson(
+        out["responders_control"], out["n_control"], conf
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         cost = out["cost"].where(out["cost"] > 0)
         out["roi"] = (out["incremental_revenue"] - cost) / cost
         out["roi_ci_low"] = (out["incremental_revenue_ci_low"] - cost) / cost
         out["roi_ci_high"] = (out["incremental_revenue_ci_high"] - cost) / cost
-        out["cost_per_incremental_response"] = cost / out["incremental_responses"].where(out["incremental_responses"] > 0)
+        out["cost_per_incremental_response"] = cost / out["incremental_responses"].where(
+            out["incremental_responses"] > 0
+        )
     srm = srm_check(c, settings)
-    out = out.merge(srm[[*CELL, "control_share", "planned_control_share", "srm_p", "srm"]], on=CELL, how="left")
-    pw = power_mde(out["n_contacted"], out["n_control"], out["rate_control"], alpha=settings.alpha,
-                   power=settings.power, min_uplift=settings.min_uplift)
-    out["power"], out["mde"], out["underpowered"] = pw["power"].to_numpy(), pw["mde"].to_numpy(), pw["underpowered"].to_numpy()
-    order = ["campaign", "selection_group", "channel", "started_at", "n_contacted", "n_control", "control_share",
-             "planned_control_share", "srm_p", "srm", "contacts_made", "contacted_share",
-             "responders_contacted", "rate_contacted", "rate_contacted_ci_low", "rate_contacted_ci_high",
-             "responders_control", "rate_control", "rate_control_ci_low", "rate_control_ci_high",
-             "uplift", "uplift_ci_low", "uplift_ci_high", "test", "p_value", "significant",
-             "incremental_responses", "incremental_responses_ci_low", "incremental_responses_ci_high",
-             "revenue_contacted", "revenue_control", "incremental_revenue", "incremental_revenue_ci_low",
-             "incremental_revenue_ci_high", "cost", "roi", "roi_ci_low", "roi_ci_high",
-             "cost_per_incremental_response", "power", "mde", "underpowered"]
+    out = out.merge(
+        srm[[*CELL, "control_share", "planned_control_share", "srm_p", "srm"]], on=CELL, how="left"
+    )
+    pw = power_mde(
+        out["n_contacted"],
+        out["n_control"],
+        out["rate_control"],
+        alpha=settings.alpha,
+        power=settings.power,
+        min_uplift=settings.min_uplift,
+    )
+    out["power"], out["mde"], out["underpowered"] = (
+        pw["power"].to_numpy(),
+        pw["mde"].to_numpy(),
+        pw["underpowered"].to_numpy(),
+    )
+    order = [
+        "campaign",
+        "selection_group",
+        "channel",
+        "started_at",
+        "n_contacted",
+        "n_control",
+        "control_share",
+        "planned_control_share",
+        "srm_p",
+        "srm",
+        "contacts_made",
+        "contacted_share",
+        "responders_contacted",
+        "rate_contacted",
+        "rate_contacted_ci_low",
+        "rate_contacted_ci_high",
+        "responders_control",
+        "rate_control",
+        "rate_control_ci_low",
+        "rate_control_ci_high",
+        "uplift",
+        "uplift_ci_low",
+        "uplift_ci_high",
+        "test",
+        "p_value",
+        "significant",
+        "incremental_responses",
+        "incremental_responses_ci_low",
+        "incremental_responses_ci_high",
+        "revenue_contacted",
+        "revenue_control",
+        "incremental_revenue",
+        "incremental_revenue_ci_low",
+        "incremental_revenue_ci_high",
+        "cost",
+        "roi",
+        "roi_ci_low",
+        "roi_ci_high",
+        "cost_per_incremental_response",
+        "power",
+        "mde",
+        "underpowered",
+    ]
     return out[order]
 
 
@@ -475,8 +620,14 @@ def measure(contacts: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 
-def incremental_by(contacts: pd.DataFrame, by: Sequence[str], settings: CampaignSettings, *,
-                   strata: Sequence[str] = tuple(CELL), draws: bool = False):
+def incremental_by(
+    contacts: pd.DataFrame,
+    by: Sequence[str],
+    settings: CampaignSettings,
+    *,
+    strata: Sequence[str] = tuple(CELL),
+    draws: bool = False,
+):
     """Incremental responses per contacted member for each value of `by`, pooled over campaigns.
 
     Each stratum (campaign × group × `by`) is compared with its own control, and the per-stratum
@@ -489,7 +640,11 @@ def incremental_by(contacts: pd.DataFrame, by: Sequence[str], settings: Campaign
     c = contacts if "arm" in contacts else prepare_contacts(contacts)
     by = list(by)
     keys = list(dict.fromkeys([*strata, *by]))
-    g = c.groupby([*keys, "control"], sort=True)["responded"].agg(["size", "sum"]).unstack("control", fill_value=0)
+    g = (
+        c.groupby([*keys, "control"], sort=True)["responded"]
+        .agg(["size", "sum"])
+        .unstack("control", fill_value=0)
+    )
     g.columns = [f"{a}_{'c' if b else 't'}" for a, b in g.columns]
     for col in ("size_t", "size_c", "sum_t", "sum_c"):
         if col not in g:
@@ -506,7 +661,9 @@ def incremental_by(contacts: pd.DataFrame, by: Sequence[str], settings: Campaign
     incr = x_t - n_t * x_c / n_c
     rng = np.random.default_rng(_seed(settings.seed, "incremental", *by))
     B = settings.bootstrap
-    bt = rng.binomial(n_t.astype(np.int64), np.divide(x_t, n_t, out=np.zeros_like(x_t), where=n_t > 0), size=(B, len(g)))
+    bt = rng.binomial(
+        n_t.astype(np.int64), np.divide(x_t, n_t, out=np.zeros_like(x_t), where=n_t > 0), size=(B, len(g))
+    )
     bc = rng.binomial(n_c.astype(np.int64), x_c / n_c, size=(B, len(g)))
     boot_incr = bt - n_t * bc / n_c
     onehot = np.zeros((len(g), G))
@@ -534,16 +691,28 @@ def incremental_by(contacts: pd.DataFrame, by: Sequence[str], settings: Campaign
         lo[ok] = np.percentile(boot[:, ok], tail, axis=0)
         hi[ok] = np.percentile(boot[:, ok], 100 - tail, axis=0)
     out["uplift_ci_low"], out["uplift_ci_high"] = lo, hi
-    pw = power_mde(out["n_contacted"], out["n_control"], pooled_pc, alpha=settings.alpha, power=settings.power,
-                   min_uplift=settings.min_uplift)
-    out["power"], out["mde"], out["underpowered"] = pw["power"].to_numpy(), pw["mde"].to_numpy(), pw["underpowered"].to_numpy()
+    pw = power_mde(
+        out["n_contacted"],
+        out["n_control"],
+        pooled_pc,
+        alpha=settings.alpha,
+        power=settings.power,
+        min_uplift=settings.min_uplift,
+    )
+    out["power"], out["mde"], out["underpowered"] = (
+        pw["power"].to_numpy(),
+        pw["mde"].to_numpy(),
+        pw["underpowered"].to_numpy(),
+    )
     out["contacted_without_control"] = (g["size_t"].to_numpy() * ~usable) @ onehot.astype(int) if G else []
     if draws:
         return out, boot.T
     return out
 
 
-def compare_selections(contacts: pd.DataFrame, settings: CampaignSettings, *, baseline: str = "random") -> pd.DataFrame:
+def compare_selections(
+    contacts: pd.DataFrame, settings: CampaignSettings, *, baseline: str = "random"
+) -> pd.DataFrame:
     """Model vs marketing vs random selection on incremental response per contacted member.
 
     Pooled over campaigns (stratified by campaign), with each group's difference to the `baseline`
@@ -556,7 +725,10 @@ def compare_selections(contacts: pd.DataFrame, settings: CampaignSettings, *, ba
     size_t = c[~c["control"]].groupby(["campaign", "selection_group"]).size()
     if True in rev and False in rev:
         inc_rev = ((rev[False] - rev[True]) * size_t.reindex(rev.index)).dropna()
-        per = inc_rev.groupby(level="selection_group").sum() / size_t.reindex(inc_rev.index).groupby(level="selection_group").sum()
+        per = (
+            inc_rev.groupby(level="selection_group").sum()
+            / size_t.reindex(inc_rev.index).groupby(level="selection_group").sum()
+        )
         out["incremental_revenue_per_contact"] = out["selection_group"].map(per)
     tail = (1 - settings.confidence) / 2 * 100
     z = sps.norm.ppf(1 - settings.alpha / 2) + sps.norm.ppf(settings.power)
@@ -581,12 +753,15 @@ def channel_comparison(contacts: pd.DataFrame, settings: CampaignSettings) -> pd
     out = incremental_by(contacts, ["channel"], settings)
     out["cost_per_contact"] = out["channel"].map(settings.costs)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["cost_per_incremental_response"] = out["cost_per_contact"] / out["uplift"].where(out["uplift"] > 0)
+        out["cost_per_incremental_response"] = out["cost_per_contact"] / out["uplift"].where(
+            out["uplift"] > 0
+        )
     return out
 
 
-def segment_channel(contacts: pd.DataFrame, segments: pd.DataFrame, settings: CampaignSettings, *,
-                    segment: str = "segment") -> pd.DataFrame:
+def segment_channel(
+    contacts: pd.DataFrame, segments: pd.DataFrame, settings: CampaignSettings, *, segment: str = "segment"
+) -> pd.DataFrame:
     """Response and incremental response per segment × channel (segments: customer_id, `segment`).
 
     Contacts whose customer has no segment go to segment "unsegmented".
@@ -603,13 +778,22 @@ def segment_channel(contacts: pd.DataFrame, segments: pd.DataFrame, settings: Ca
 # The model-selected group: scores, qini, uplift by decile
 # --------------------------------------------------------------------------------------------------
 
-FEATURES = ["contacts", "responses", "opens", "rate_shrunk", "open_rate", "days_since_last_response",
-            "days_since_last_contact", "ever_responded"]
+FEATURES = [
+    "contacts",
+    "responses",
+    "opens",
+    "rate_shrunk",
+    "open_rate",
+    "days_since_last_response",
+    "days_since_last_contact",
+    "ever_responded",
+]
 _NEVER_DAYS = 3650.0  # "no response yet" is encoded as ten years ago
 
 
-def history_features(contacts: pd.DataFrame, as_of: pd.Timestamp | str, *, shrinkage: float,
-                     prior_rate: float | None = None) -> pd.DataFrame:
+def history_features(
+    contacts: pd.DataFrame, as_of: pd.Timestamp | str, *, shrinkage: float, prior_rate: float | None = None
+) -> pd.DataFrame:
     """Per customer, the contact history strictly before `as_of` (contacted rows only): counts,
     shrunk response rate, open rate, days since the last response and the last contact."""
     c = contacts if "arm" in contacts else prepare_contacts(contacts)
@@ -618,23 +802,46 @@ def history_features(contacts: pd.DataFrame, as_of: pd.Timestamp | str, *, shrin
     if prior_rate is None:
         prior_rate = float(h["responded"].mean()) if len(h) else 0.0
     resp_at = h["response_at"].where(h["responded"] & (h["response_at"] < as_of))
-    g = pd.DataFrame({"customer_id": h["customer_id"].to_numpy(), "responded": h["responded"].to_numpy(),
-                      "opened": h["opened"].to_numpy(), "contacted_at": h["contacted_at"].to_numpy(),
-                      "response_at": resp_at.to_numpy()}).groupby("customer_id")
-    out = g.agg(contacts=("responded", "size"), responses=("responded", "sum"), opens=("opened", "sum"),
-                last_contact=("contacted_at", "max"), last_response=("response_at", "max"))
+    g = pd.DataFrame(
+        {
+            "customer_id": h["customer_id"].to_numpy(),
+            "responded": h["responded"].to_numpy(),
+            "opened": h["opened"].to_numpy(),
+            "contacted_at": h["contacted_at"].to_numpy(),
+            "response_at": resp_at.to_numpy(),
+        }
+    ).groupby("customer_id")
+    out = g.agg(
+        contacts=("responded", "size"),
+        responses=("responded", "sum"),
+        opens=("opened", "sum"),
+        last_contact=("contacted_at", "max"),
+        last_response=("response_at", "max"),
+    )
     out["rate_shrunk"] = (out["responses"] + shrinkage * prior_rate) / (out["contacts"] + shrinkage)
     out["open_rate"] = out["opens"] / out["contacts"]
-    out["days_since_last_response"] = ((as_of - out["last_response"]).dt.days.astype(float)).fillna(_NEVER_DAYS)
+    out["days_since_last_response"] = ((as_of - out["last_response"]).dt.days.astype(float)).fillna(
+        _NEVER_DAYS
+    )
     out["days_since_last_contact"] = (as_of - out["last_contact"]).dt.days.astype(float)
     out["ever_responded"] = (out["responses"] > 0).astype(float)
     return out[FEATURES].reset_index()
 
 
-def _feature_matrix(frame: pd.DataFrame, channel: pd.Series, prior_rate: float, shrinkage: float) -> np.ndarray:
+def _feature_matrix(
+    frame: pd.DataFrame, channel: pd.Series, prior_rate: float, shrinkage: float
+) -> np.ndarray:
     """Model inputs; customers without history get the values of "no history"."""
-    empty = {"contacts": 0.0, "responses": 0.0, "opens": 0.0, "rate_shrunk": prior_rate, "open_rate": 0.0,
-             "days_since_last_response": _NEVER_DAYS, "days_since_last_contact": _NEVER_DAYS, "ever_responded": 0.0}
+    empty = {
+        "contacts": 0.0,
+        "responses": 0.0,
+        "opens": 0.0,
+        "rate_shrunk": prior_rate,
+        "open_rate": 0.0,
+        "days_since_last_response": _NEVER_DAYS,
+        "days_since_last_contact": _NEVER_DAYS,
+        "ever_responded": 0.0,
+    }
     X = frame.reindex(columns=FEATURES).astype(float).fillna(empty)
     X["log_contacts"] = np.log1p(X.pop("contacts"))
     X["log_responses"] = np.log1p(X.pop("responses"))
@@ -651,7 +858,7 @@ def _training_rows(c: pd.DataFrame, shrinkage: float, campaigns: Sequence[str] |
     parts = []
     starts = c.groupby("campaign")["contacted_at"].min()
     prior = float(c.loc[c["reached"], "responded"].mean()) if c["reached"].any() else 0.0
-    for campaign in (campaigns if campaigns is not None else starts.index):
+    for campaign in campaigns if campaigns is not None else starts.index:
         rows = c[(c["campaign"] == campaign) & c["customer_id"].notna()]
         start = starts.get(campaign)
         if pd.isna(start) or rows.empty:
@@ -680,7 +887,9 @@ def _prior(c: pd.DataFrame) -> float:
     return float(c.loc[c["reached"], "responded"].mean()) if c["reached"].any() else 0.0
 
 
-def fit_propensity(contacts: pd.DataFrame, settings: CampaignSettings, *, campaigns: Sequence[str] | None = None):
+def fit_propensity(
+    contacts: pd.DataFrame, settings: CampaignSettings, *, campaigns: Sequence[str] | None = None
+):
     """Logistic regression of response to a contact on the customer's history before it and the channel.
 
     The fallback when the segmentation stage provides no score. Trained on contacted rows only: it
@@ -691,17 +900,28 @@ def fit_propensity(contacts: pd.DataFrame, settings: CampaignSettings, *, campai
     return _fit(_training_rows(c, settings.shrinkage, campaigns), _prior(c), settings.shrinkage)
 
 
-def propensity_scores(model, contacts: pd.DataFrame, customers: pd.DataFrame, *, channel: str,
-                      as_of: pd.Timestamp | str, settings: CampaignSettings) -> pd.DataFrame:
+def propensity_scores(
+    model,
+    contacts: pd.DataFrame,
+    customers: pd.DataFrame,
+    *,
+    channel: str,
+    as_of: pd.Timestamp | str,
+    settings: CampaignSettings,
+) -> pd.DataFrame:
     """P(respond | contacted on `channel`) for every customer, from their full history up to `as_of`."""
     c = contacts if "arm" in contacts else prepare_contacts(contacts)
     feats = history_features(c, as_of, shrinkage=settings.shrinkage, prior_rate=model.prior_rate_)
     frame = customers[["customer_id"]].drop_duplicates().merge(feats, on="customer_id", how="left")
     X = _feature_matrix(frame, pd.Series(channel, index=frame.index), model.prior_rate_, settings.shrinkage)
-    return pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "propensity": model.predict_proba(X)[:, 1]})
+    return pd.DataFrame(
+        {"customer_id": frame["customer_id"].to_numpy(), "propensity": model.predict_proba(X)[:, 1]}
+    )
 
 
-def score_contacts(contacts: pd.DataFrame, settings: CampaignSettings, *, group: str | None = "model") -> pd.DataFrame:
+def score_contacts(
+    contacts: pd.DataFrame, settings: CampaignSettings, *, group: str | None = "model"
+) -> pd.DataFrame:
     """Score the members (both arms) of past campaigns without looking at their own outcome.
 
     Leave one campaign out: for each campaign, the propensity model is fitted on the other campaigns'
@@ -724,7 +944,8 @@ def score_contacts(contacts: pd.DataFrame, settings: CampaignSettings, *, group:
         if model is not None:
             part = rows[mine]
             rows.loc[mine, "score"] = model.predict_proba(
-                _feature_matrix(part, part["channel"], prior, settings.shrinkage))[:, 1]
+                _feature_matrix(part, part["channel"], prior, settings.shrinkage)
+            )[:, 1]
     if group is not None:
         rows = rows[rows["selection_group"] == group]
     # a campaign whose members all score alike (no history before the first campaign) ranks nobody
@@ -735,8 +956,11 @@ def score_contacts(contacts: pd.DataFrame, settings: CampaignSettings, *, group:
 
 def _ordered(responded: np.ndarray, treated: np.ndarray, score: np.ndarray):
     order = np.argsort(np.asarray(score, float), kind="mergesort")[::-1]
-    return (np.asarray(responded, float)[order], np.asarray(treated, bool)[order],
-            np.asarray(score, float)[order])
+    return (
+        np.asarray(responded, float)[order],
+        np.asarray(treated, bool)[order],
+        np.asarray(score, float)[order],
+    )
 
 
 def qini_curve(responded, treated, score) -> pd.DataFrame:
@@ -753,8 +977,14 @@ def qini_curve(responded, treated, score) -> pd.DataFrame:
     y_c = np.cumsum(y * ~t)[idx]
     q = y_t - y_c * np.divide(n_t, n_c, out=np.zeros_like(n_t), where=n_c != 0)
     n_all, q = np.r_[0.0, n_all], np.r_[0.0, q]
-    return pd.DataFrame({"targeted": n_all.astype(int), "share_targeted": n_all / n_all[-1],
-                         "incremental": q, "random": n_all / n_all[-1] * q[-1]})
+    return pd.DataFrame(
+        {
+            "targeted": n_all.astype(int),
+            "share_targeted": n_all / n_all[-1],
+            "incremental": q,
+            "random": n_all / n_all[-1] * q[-1],
+        }
+    )
 
 
 def qini_coefficient(responded, treated, score) -> float:
@@ -783,8 +1013,18 @@ def uplift_by_decile(responded, treated, score, *, bins: int = 10, confidence: f
         lo, hi = newcombe(x_t, n_t, x_c, n_c, confidence)
         p_t = x_t / n_t if n_t else np.nan
         p_c = x_c / n_c if n_c else np.nan
-        rows.append({"decile": i, "n_contacted": n_t, "n_control": n_c, "rate_contacted": p_t, "rate_control": p_c,
-                     "uplift": p_t - p_c, "uplift_ci_low": lo, "uplift_ci_high": hi})
+        rows.append(
+            {
+                "decile": i,
+                "n_contacted": n_t,
+                "n_control": n_c,
+                "rate_contacted": p_t,
+                "rate_control": p_c,
+                "uplift": p_t - p_c,
+                "uplift_ci_low": lo,
+                "uplift_ci_high": hi,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -818,15 +1058,34 @@ def customer_feedback(contacts: pd.DataFrame, settings: CampaignSettings) -> pd.
     """
     c = contacts if "arm" in contacts else prepare_contacts(contacts)
     h = c[c["reached"] & c["customer_id"].notna()].copy()
-    cols = ["customer_id", "channel", "contacts", "responses", "response_rate", "rate_shrunk", "responsiveness",
-            "preferred_channel", "contacts_total", "responses_total", "last_contact_at", "last_response_at"]
+    cols = [
+        "customer_id",
+        "channel",
+        "contacts",
+        "responses",
+        "response_rate",
+        "rate_shrunk",
+        "responsiveness",
+        "preferred_channel",
+        "contacts_total",
+        "responses_total",
+        "last_contact_at",
+        "last_response_at",
+    ]
     if h.empty:
         return pd.DataFrame(columns=cols)
     h["response_at"] = h["response_at"].where(h["responded"])
     channel_rate = h.groupby("channel")["responded"].mean()
-    out = h.groupby(["customer_id", "channel"]).agg(
-        contacts=("responded", "size"), responses=("responded", "sum"), last_contact_at=("contacted_at", "max"),
-        last_response_at=("response_at", "max")).reset_index()
+    out = (
+        h.groupby(["customer_id", "channel"])
+        .agg(
+            contacts=("responded", "size"),
+            responses=("responded", "sum"),
+            last_contact_at=("contacted_at", "max"),
+            last_response_at=("response_at", "max"),
+        )
+        .reset_index()
+    )
     out["responses"] = out["responses"].astype(int)
     out["response_rate"] = out["responses"] / out["contacts"]
     k = settings.shrinkage
@@ -834,26 +1093,53 @@ def customer_feedback(contacts: pd.DataFrame, settings: CampaignSettings) -> pd.
     out["rate_shrunk"] = (out["responses"] + k * prior) / (out["contacts"] + k)
     tot = out.groupby("customer_id")[["contacts", "responses"]].transform("sum")
     out["contacts_total"], out["responses_total"] = tot["contacts"], tot["responses"]
-    cls = np.select([out["contacts_total"] < settings.min_contacts, out["responses_total"] == 0,
-                     out["responses_total"] >= out["contacts_total"]], ["unknown", "never", "always"], "sometimes")
+    cls = np.select(
+        [
+            out["contacts_total"] < settings.min_contacts,
+            out["responses_total"] == 0,
+            out["responses_total"] >= out["contacts_total"],
+        ],
+        ["unknown", "never", "always"],
+        "sometimes",
+    )
     out["responsiveness"] = cls
-    best = out[out["responses_total"] > 0].sort_values(
-        ["customer_id", "rate_shrunk", "contacts", "channel"], ascending=[True, False, False, True], kind="stable"
-    ).drop_duplicates("customer_id")
+    best = (
+        out[out["responses_total"] > 0]
+        .sort_values(
+            ["customer_id", "rate_shrunk", "contacts", "channel"],
+            ascending=[True, False, False, True],
+            kind="stable",
+        )
+        .drop_duplicates("customer_id")
+    )
     out["preferred_channel"] = out.index.isin(best.index)
     return out[cols].sort_values(["customer_id", "channel"], kind="stable").reset_index(drop=True)
 
 
-def feedback_summary(feedback: pd.DataFrame, *, channel: str | None = None,
-                     as_of: pd.Timestamp | str | None = None) -> pd.DataFrame:
+def feedback_summary(
+    feedback: pd.DataFrame, *, channel: str | None = None, as_of: pd.Timestamp | str | None = None
+) -> pd.DataFrame:
     """One row per customer: responsiveness, preferred channel, totals, last response (and days since
     it at `as_of`), plus the shrunk rate on `channel` when given — the columns a selection filters on."""
     if feedback.empty:
-        return pd.DataFrame(columns=["customer_id", "responsiveness", "preferred_channel", "contacts_total",
-                                     "responses_total", "last_response_at", "days_since_last_response"])
+        return pd.DataFrame(
+            columns=[
+                "customer_id",
+                "responsiveness",
+                "preferred_channel",
+                "contacts_total",
+                "responses_total",
+                "last_response_at",
+                "days_since_last_response",
+            ]
+        )
     g = feedback.groupby("customer_id")
-    out = g.agg(responsiveness=("responsiveness", "first"), contacts_total=("contacts_total", "first"),
-                responses_total=("responses_total", "first"), last_response_at=("last_response_at", "max"))
+    out = g.agg(
+        responsiveness=("responsiveness", "first"),
+        contacts_total=("contacts_total", "first"),
+        responses_total=("responses_total", "first"),
+        last_response_at=("last_response_at", "max"),
+    )
     out["preferred_channel"] = feedback[feedback["preferred_channel"]].set_index("customer_id")["channel"]
     if channel is not None:
         on = feedback[feedback["channel"] == channel].set_index("customer_id")
@@ -875,7 +1161,11 @@ def combine_scores(frames: Sequence[pd.DataFrame]) -> pd.DataFrame | None:
         if out is None:
             out = f
         else:
-            out = out.merge(f[["customer_id", *[c for c in f.columns if c not in out.columns]]], on="customer_id", how="outer")
+            out = out.merge(
+                f[["customer_id", *[c for c in f.columns if c not in out.columns]]],
+                on="customer_id",
+                how="outer",
+            )
     return out
 
 
@@ -884,7 +1174,9 @@ def combine_scores(frames: Sequence[pd.DataFrame]) -> pd.DataFrame | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def eligible_customers(customers: pd.DataFrame, channel: str, *, require_contact_point: bool = True) -> pd.Series:
+def eligible_customers(
+    customers: pd.DataFrame, channel: str, *, require_contact_point: bool = True
+) -> pd.Series:
     """True where the golden record has explicit consent for `channel` (and a contact point for it)."""
     consent = CONSENT_COLUMN[channel]
     if consent not in customers:
@@ -897,9 +1189,16 @@ def eligible_customers(customers: pd.DataFrame, channel: str, *, require_contact
 
 
 _OPS = {
-    "==": lambda s, v: s == v, "!=": lambda s, v: s != v, "<": lambda s, v: s < v, "<=": lambda s, v: s <= v,
-    ">": lambda s, v: s > v, ">=": lambda s, v: s >= v, "in": lambda s, v: s.isin(v), "not_in": lambda s, v: ~s.isin(v),
-    "is_null": lambda s, v: s.isna(), "not_null": lambda s, v: s.notna(),
+    "==": lambda s, v: s == v,
+    "!=": lambda s, v: s != v,
+    "<": lambda s, v: s < v,
+    "<=": lambda s, v: s <= v,
+    ">": lambda s, v: s > v,
+    ">=": lambda s, v: s >= v,
+    "in": lambda s, v: s.isin(v),
+    "not_in": lambda s, v: ~s.isin(v),
+    "is_null": lambda s, v: s.isna(),
+    "not_null": lambda s, v: s.notna(),
 }
 
 
@@ -908,8 +1207,10 @@ def apply_rule(candidates: pd.DataFrame, rule: MarketingRule) -> pd.Series:
     keep = pd.Series(True, index=candidates.index)
     for cond in rule.where:
         if cond.column not in candidates:
-            raise ConfigError(f"params/default.yaml: campaigns.next.marketing_rule: column {cond.column!r} is not "
-                              f"available; the candidates have: {sorted(candidates.columns)}")
+            raise ConfigError(
+                f"params/default.yaml: campaigns.next.marketing_rule: column {cond.column!r} is not "
+                f"available; the candidates have: {sorted(candidates.columns)}"
+            )
         hit = _OPS[cond.op](candidates[cond.column], cond.value)
         keep &= pd.Series(hit, index=candidates.index).astype("boolean").fillna(False).astype(bool)
     return keep
@@ -926,9 +1227,15 @@ def _draw_controls(members: pd.DataFrame, share: float, seed: np.random.SeedSequ
     return m
 
 
-def next_campaign(customers: pd.DataFrame, settings: CampaignSettings, *, feedback: pd.DataFrame | None = None,
-                  scores: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None,
-                  as_of: pd.Timestamp | str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def next_campaign(
+    customers: pd.DataFrame,
+    settings: CampaignSettings,
+    *,
+    feedback: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
+    contacts: pd.DataFrame | None = None,
+    as_of: pd.Timestamp | str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The three target lists of the next campaign (table `next_campaign`) and a summary for the record.
 
     Universe: golden customers with consent for the channel (and a contact point), minus the
@@ -944,24 +1251,34 @@ def next_campaign(customers: pd.DataFrame, settings: CampaignSettings, *, feedba
     channel = nxt.channel
     base = customers.drop_duplicates("customer_id").reset_index(drop=True)
     ok = eligible_customers(base, channel, require_contact_point=nxt.require_contact_point)
-    summary: dict[str, Any] = {"campaign": nxt.name, "channel": channel, "customers": len(base),
-                               "without_consent_or_contact_point": int((~ok).sum())}
+    summary: dict[str, Any] = {
+        "campaign": nxt.name,
+        "channel": channel,
+        "customers": len(base),
+        "without_consent_or_contact_point": int((~ok).sum()),
+    }
     cand = base[ok.to_numpy()].copy()
     fb = feedback_summary(feedback if feedback is not None else pd.DataFrame(), channel=channel, as_of=as_of)
     cand = cand.merge(fb, on="customer_id", how="left")
     cand["responsiveness"] = cand["responsiveness"].fillna("unknown")
     if scores is None:
         if contacts is None:
-            raise ScvError("next_campaign needs `scores` (customer_id, propensity) or `contacts` to fit a propensity model")
+            raise ScvError(
+                "next_campaign needs `scores` (customer_id, propensity) or `contacts` to fit a propensity model"
+            )
         model = fit_propensity(contacts, settings)
         if model is None:
-            raise ScvError("cannot fit a propensity model: the contact history has no responses (or nothing else)")
+            raise ScvError(
+                "cannot fit a propensity model: the contact history has no responses (or nothing else)"
+            )
         scores = propensity_scores(model, contacts, base, channel=channel, as_of=as_of, settings=settings)
         summary["score_source"] = "campaigns.fit_propensity (history logistic regression)"
     else:
         summary["score_source"] = "scores frame"
     if nxt.score not in scores:
-        raise ScvError(f"the scores frame has no {nxt.score!r} column (campaigns.next.score); it has {sorted(scores.columns)}")
+        raise ScvError(
+            f"the scores frame has no {nxt.score!r} column (campaigns.next.score); it has {sorted(scores.columns)}"
+        )
     extra = [col for col in scores.columns if col == "customer_id" or col not in cand.columns]
     cand = cand.merge(scores[extra].drop_duplicates("customer_id"), on="customer_id", how="left")
     excluded = cand["responsiveness"].isin(nxt.exclude_responsiveness)
@@ -991,7 +1308,9 @@ def next_campaign(customers: pd.DataFrame, settings: CampaignSettings, *, feedba
     if nxt.marketing_rule.order_by:
         key = nxt.marketing_rule.order_by
         if key not in cand:
-            raise ConfigError(f"params/default.yaml: campaigns.next.marketing_rule.order_by: column {key!r} is not available")
+            raise ConfigError(
+                f"params/default.yaml: campaigns.next.marketing_rule.order_by: column {key!r} is not available"
+            )
         val = pd.to_numeric(cand[key], errors="coerce").to_numpy(float)[free]
         val = -val if nxt.marketing_rule.descending else val
         free = free[np.lexsort((cand["customer_id"].to_numpy()[free], np.nan_to_num(val, nan=np.inf)))]
@@ -1019,7 +1338,9 @@ def next_campaign(customers: pd.DataFrame, settings: CampaignSettings, *, feedba
     consent = base.set_index("customer_id")[CONSENT_COLUMN[channel]].astype("boolean").fillna(False)
     if not consent.reindex(out["customer_id"]).fillna(False).all():  # pragma: no cover - guarded above
         raise ScvError("a customer without consent reached a target list; refusing to continue")
-    return out[["campaign", "channel", "selection_group", "customer_id", "control", "draw", "score", "seed"]], summary
+    return out[
+        ["campaign", "channel", "selection_group", "customer_id", "control", "draw", "score", "seed"]
+    ], summary
 
 
 def export_target_lists(lists: pd.DataFrame, out_dir: Path | str) -> list[Path]:
@@ -1037,23 +1358,34 @@ def export_target_lists(lists: pd.DataFrame, out_dir: Path | str) -> list[Path]:
 # --------------------------------------------------------------------------------------------------
 
 
-def report_warnings(results: pd.DataFrame, *, selections: pd.DataFrame | None = None,
-                    contacts: pd.DataFrame | None = None) -> list[str]:
+def report_warnings(
+    results: pd.DataFrame, *, selections: pd.DataFrame | None = None, contacts: pd.DataFrame | None = None
+) -> list[str]:
     """Sentences for the report: broken splits, underpowered comparisons, small counts, missing controls."""
     out: list[str] = []
     if contacts is not None and "control" in contacts:
         missing = int(contacts["control"].isna().sum())
         if missing:
-            out.append(f"{missing:,} contact rows have no control flag and were left out of every comparison.")
+            out.append(
+                f"{missing:,} contact rows have no control flag and were left out of every comparison."
+            )
         if "customer_id" in contacts:
             unlinked = int(contacts["customer_id"].isna().sum())
             if unlinked:
-                out.append(f"{unlinked:,} contact rows could not be linked to a customer (not in the crosswalk): "
-                           "they count in the campaign results but not in the customer feedback.")
-            both = contacts.dropna(subset=["customer_id", "control"]).groupby(["campaign", "customer_id"])["control"].nunique()
+                out.append(
+                    f"{unlinked:,} contact rows could not be linked to a customer (not in the crosswalk): "
+                    "they count in the campaign results but not in the customer feedback."
+                )
+            both = (
+                contacts.dropna(subset=["customer_id", "control"])
+                .groupby(["campaign", "customer_id"])["control"]
+                .nunique()
+            )
             if (both > 1).any():
-                out.append(f"{int((both > 1).sum()):,} customers were in both arms of the same campaign (duplicate "
-                           "records in the campaign system that unify merged): the control is slightly contaminated.")
+                out.append(
+                    f"{int((both > 1).sum()):,} customers were in both arms of the same campaign (duplicate "
+                    "records in the campaign system that unify merged): the control is slightly contaminated."
+                )
     for r in results.itertuples():
         cell = f"{r.campaign} / {r.selection_group}"
         if r.n_control == 0 or r.n_contacted == 0:
@@ -1061,19 +1393,25 @@ def report_warnings(results: pd.DataFrame, *, selections: pd.DataFrame | None = 
             continue
         notes = []
         if r.srm:
-            notes.append(f"sample-ratio mismatch: control share {r.control_share:.1%} vs planned "
-                         f"{r.planned_control_share:.1%} (p = {r.srm_p:.1e}), the split may be broken")
+            notes.append(
+                f"sample-ratio mismatch: control share {r.control_share:.1%} vs planned "
+                f"{r.planned_control_share:.1%} (p = {r.srm_p:.1e}), the split may be broken"
+            )
         if r.underpowered:
-            notes.append(f"underpowered: with {r.n_contacted:,} contacted and {r.n_control:,} controls only an uplift "
-                         f"of {r.mde:.1%} points or more is detected reliably")
+            notes.append(
+                f"underpowered: with {r.n_contacted:,} contacted and {r.n_control:,} controls only an uplift "
+                f"of {r.mde:.1%} points or more is detected reliably"
+            )
         if r.test == "fisher":
             notes.append("few responses, Fisher's exact test used")
         if notes:
             out.append(f"{cell}: " + "; ".join(notes) + ".")
     if selections is not None and "underpowered_vs_baseline" in selections:
         for r in selections[selections["underpowered_vs_baseline"].astype(bool)].itertuples():
-            out.append(f"selection {r.selection_group} vs random (all campaigns): underpowered — only differences of "
-                       f"{r.vs_baseline_mde:.1%} points or more are detected reliably.")
+            out.append(
+                f"selection {r.selection_group} vs random (all campaigns): underpowered — only differences of "
+                f"{r.vs_baseline_mde:.1%} points or more are detected reliably."
+            )
     return out
 
 
@@ -1082,8 +1420,27 @@ def recovery(results: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     uplift; `covered` when the planted value lies inside the measured interval."""
     t = truth.rename(columns={"group": "selection_group", "uplift": "planted_uplift"})
     t = t.astype({"campaign": str, "selection_group": str})
-    keep = ["campaign", "selection_group", "planted_uplift", *[c for c in ("control_rate", "contacted_rate") if c in t]]
+    keep = [
+        "campaign",
+        "selection_group",
+        "planted_uplift",
+        *[c for c in ("control_rate", "contacted_rate") if c in t],
+    ]
     out = results.merge(t[keep], on=CELL, how="inner", suffixes=("", "_planted"))
-    out["covered"] = (out["uplift_ci_low"] <= out["planted_uplift"]) & (out["planted_uplift"] <= out["uplift_ci_high"])
-    return out[["campaign", "selection_group", "channel", "n_contacted", "n_control", "planted_uplift", "uplift",
-                "uplift_ci_low", "uplift_ci_high", "covered"]]
+    out["covered"] = (out["uplift_ci_low"] <= out["planted_uplift"]) & (
+        out["planted_uplift"] <= out["uplift_ci_high"]
+    )
+    return out[
+        [
+            "campaign",
+            "selection_group",
+            "channel",
+            "n_contacted",
+            "n_control",
+            "planted_uplift",
+            "uplift",
+            "uplift_ci_low",
+            "uplift_ci_high",
+            "covered",
+        ]
+    ]

@@ -61,7 +61,10 @@ class ClvModels:
 
     def parameters(self) -> pd.DataFrame:
         rows = []
-        for model, fitted, pen in (("BG/NBD", self.bgf, self.bgf_penalizer), ("Gamma-Gamma", self.ggf, self.ggf_penalizer)):
+        for model, fitted, pen in (
+            ("BG/NBD", self.bgf, self.bgf_penalizer),
+            ("Gamma-Gamma", self.ggf, self.ggf_penalizer),
+        ):
             if fitted is not None:
                 for k, v in fitted.params_.items():
                     rows.append({"model": model, "parameter": k, "value": float(v), "penalizer": pen})
@@ -76,15 +79,19 @@ def summary(orders: pd.DataFrame, as_of: pd.Timestamp, settings: ClvSettings | N
     day = o.assign(day=o["date"].dt.normalize()).groupby(["customer_id", "day"])["amount"].sum()
     day = day[day > 0].reset_index()
     if day.empty:
-        return pd.DataFrame(columns=["frequency", "recency", "T", "monetary_value"], index=pd.Index([], name="customer_id"))
+        return pd.DataFrame(
+            columns=["frequency", "recency", "T", "monetary_value"], index=pd.Index([], name="customer_id")
+        )
     g = day.groupby("customer_id")
     first, last, n, total = g["day"].min(), g["day"].max(), g.size(), g["amount"].sum()
     first_value = day.sort_values("day", kind="stable").groupby("customer_id")["amount"].first()
-    out = pd.DataFrame({
-        "frequency": (n - 1).astype(float),
-        "recency": (last - first).dt.days / unit,
-        "T": (pd.Timestamp(as_of).normalize() - first).dt.days / unit,
-    })
+    out = pd.DataFrame(
+        {
+            "frequency": (n - 1).astype(float),
+            "recency": (last - first).dt.days / unit,
+            "T": (pd.Timestamp(as_of).normalize() - first).dt.days / unit,
+        }
+    )
     repeat_value = (total - first_value) / (n - 1).where(n > 1)
     out["monetary_value"] = repeat_value.fillna(0.0)
     out.index.name = "customer_id"
@@ -125,20 +132,38 @@ def fit(summary_frame: pd.DataFrame, settings: ClvSettings | None = None) -> Clv
     s = summary_frame
     repeat = s[(s["frequency"] > 0) & (s["monetary_value"] > 0)]
     if len(repeat) < settings.min_customers:
-        msg = f"only {len(repeat)} repeat buyers (< clv.min_customers = {settings.min_customers}): no CLV model"
+        msg = (
+            f"only {len(repeat)} repeat buyers (< clv.min_customers = {settings.min_customers}): no CLV model"
+        )
         warnings.warn(msg, stacklevel=2)
         return ClvModels(None, None, notes=[msg])
-    bgf, bpen = _fit_with_fallback(lambda p: BetaGeoFitter(penalizer_coef=p),
-                                   (s["frequency"], s["recency"], s["T"]), penalizers, "BG/NBD", notes)
-    ggf, gpen = _fit_with_fallback(lambda p: GammaGammaFitter(penalizer_coef=p),
-                                   (repeat["frequency"], repeat["monetary_value"]), penalizers, "Gamma-Gamma", notes)
-    corr = float(np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1]) if len(repeat) > 2 else float("nan")
+    bgf, bpen = _fit_with_fallback(
+        lambda p: BetaGeoFitter(penalizer_coef=p),
+        (s["frequency"], s["recency"], s["T"]),
+        penalizers,
+        "BG/NBD",
+        notes,
+    )
+    ggf, gpen = _fit_with_fallback(
+        lambda p: GammaGammaFitter(penalizer_coef=p),
+        (repeat["frequency"], repeat["monetary_value"]),
+        penalizers,
+        "Gamma-Gamma",
+        notes,
+    )
+    corr = (
+        float(np.corrcoef(repeat["frequency"], repeat["monetary_value"])[0, 1])
+        if len(repeat) > 2
+        else float("nan")
+    )
     if abs(corr) > 0.3:
         notes.append(f"frequency and spend correlate ({corr:.2f}): Gamma-Gamma assumes they do not")
     return ClvModels(bgf, ggf, bpen, gpen, notes)
 
 
-def predict(models: ClvModels, summary_frame: pd.DataFrame, settings: ClvSettings | None = None) -> pd.DataFrame:
+def predict(
+    models: ClvModels, summary_frame: pd.DataFrame, settings: ClvSettings | None = None
+) -> pd.DataFrame:
     """p_alive, expected purchases and expected spend per purchase over the horizon, and discounted CLV."""
     settings = settings or ClvSettings()
     s = summary_frame
@@ -153,20 +178,29 @@ def predict(models: ClvModels, summary_frame: pd.DataFrame, settings: ClvSetting
         warnings.simplefilter("ignore", RuntimeWarning)
         out["p_alive"] = models.bgf.conditional_probability_alive(f, r, t)
         out["expected_purchases"] = models.bgf.conditional_expected_number_of_purchases_up_to_time(
-            settings.horizon_units, f, r, t)
+            settings.horizon_units, f, r, t
+        )
         if models.ggf is not None:
             out["expected_avg_value"] = models.ggf.conditional_expected_average_profit(f, s["monetary_value"])
             out["clv"] = models.ggf.customer_lifetime_value(
-                models.bgf, f, r, t, s["monetary_value"], time=settings.horizon_months,
-                discount_rate=settings.monthly_discount_rate, freq=settings.time_unit)
+                models.bgf,
+                f,
+                r,
+                t,
+                s["monetary_value"],
+                time=settings.horizon_months,
+                discount_rate=settings.monthly_discount_rate,
+                freq=settings.time_unit,
+            )
         else:
             out["expected_avg_value"] = np.nan
             out["clv"] = np.nan
     return out
 
 
-def holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: ClvSettings | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+def holdout_check(
+    orders: pd.DataFrame, as_of: pd.Timestamp, settings: ClvSettings | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Fit on purchases up to `as_of - holdout_months`, predict the holdout and compare with what happened.
 
     Returns per customer (calibration summary, predicted and actual repeat purchases and spend in the
@@ -186,20 +220,34 @@ def holdout_check(orders: pd.DataFrame, as_of: pd.Timestamp, settings: ClvSettin
         cal["predicted_spend"] = np.nan
     else:
         cal["predicted_purchases"] = models.bgf.conditional_expected_number_of_purchases_up_to_time(
-            length, cal["frequency"], cal["recency"], cal["T"])
-        avg = models.ggf.conditional_expected_average_profit(cal["frequency"], cal["monetary_value"]) \
-            if models.ggf is not None else np.nan
+            length, cal["frequency"], cal["recency"], cal["T"]
+        )
+        avg = (
+            models.ggf.conditional_expected_average_profit(cal["frequency"], cal["monetary_value"])
+            if models.ggf is not None
+            else np.nan
+        )
         cal["predicted_spend"] = cal["predicted_purchases"] * avg
     top = 7
     band = cal["frequency"].clip(upper=top).astype(int).astype(str).replace(str(top), f"{top}+")
-    by_freq = cal.groupby(band).agg(customers=("actual_purchases", "size"), predicted=("predicted_purchases", "mean"),
-                                    actual=("actual_purchases", "mean")).reset_index(names="calibration_frequency")
+    by_freq = (
+        cal.groupby(band)
+        .agg(
+            customers=("actual_purchases", "size"),
+            predicted=("predicted_purchases", "mean"),
+            actual=("actual_purchases", "mean"),
+        )
+        .reset_index(names="calibration_frequency")
+    )
     err = cal["predicted_purchases"] - cal["actual_purchases"]
     stats = {
-        "calibration_end": str(cal_end.date()), "customers": int(len(cal)),
-        "predicted_purchases": float(cal["predicted_purchases"].sum()), "actual_purchases": float(cal["actual_purchases"].sum()),
+        "calibration_end": str(cal_end.date()),
+        "customers": int(len(cal)),
+        "predicted_purchases": float(cal["predicted_purchases"].sum()),
+        "actual_purchases": float(cal["actual_purchases"].sum()),
         "mae_purchases": float(err.abs().mean()),
         "correlation": float(cal["predicted_purchases"].corr(cal["actual_purchases"])),
-        "predicted_spend": float(cal["predicted_spend"].sum()), "actual_spend": float(cal["actual_spend"].sum()),
+        "predicted_spend": float(cal["predicted_spend"].sum()),
+        "actual_spend": float(cal["actual_spend"].sum()),
     }
     return cal.reset_index(), by_freq, stats

@@ -114,7 +114,9 @@ class SourceSpec(Strict):
         for key in [*self.columns, *self.constants]:
             if key not in canonical or key in derived:
                 allowed = ", ".join(c for c in canonical if c not in derived)
-                raise ValueError(f"unknown canonical column {key!r} for kind {self.kind!r}; expected one of: {allowed}")
+                raise ValueError(
+                    f"unknown canonical column {key!r} for kind {self.kind!r}; expected one of: {allowed}"
+                )
         missing = schema.REQUIRED[self.kind] - set(self.columns) - set(self.constants)
         if missing:
             raise ValueError(f"a {self.kind} source must map {sorted(missing)} in `columns`")
@@ -124,7 +126,9 @@ class SourceSpec(Strict):
         elif not self.path:
             raise ValueError(f"a {self.format} source needs `path` (relative to paths.raw)")
         if self.kind != "party" and self.kind != "product" and not self.party_source:
-            raise ValueError(f"a {self.kind} source needs `party_source`: the party source its party_id refers to")
+            raise ValueError(
+                f"a {self.kind} source needs `party_source`: the party source its party_id refers to"
+            )
         return self
 
     def raw_columns(self) -> list[str]:

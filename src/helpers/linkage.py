@@ -261,21 +261,15 @@ def prepare(records: pd.DataFrame) -> PreparedRecords:
     rec = records.reset_index(drop=True)
     n = len(rec)
     col = lambda name: rec[name] if name in rec.columns else pd.Series([None] * n, dtype=object)  # noqa: E731
-    is_company = col("party_type").astype("string").str.lower().eq("company").fillna(False).to_numpy()
+    is_company = map_distinct(col("party_type"), lambda t: "1" if str(t).lower() == "company" else "") == "1"
     # a legal form in the name or a CIF makes a company, whatever the source said ("Gimnasio Crespo
     # Sociedad Limitada" split into given and family names is still a company)
     named = pd.Series(map_distinct(col("full_name"), _has_legal_form), dtype=object).eq("1").to_numpy()
-    built = (
-        col("given_name").astype("string").fillna("") + " " + col("family_names").astype("string").fillna("")
+    built = combine_distinct(
+        lambda g, f: " ".join(x for x in (g, f) if isinstance(x, str)), col("given_name"), col("family_names")
     )
-    named |= pd.Series(map_distinct(built, _has_legal_form), dtype=object).eq("1").to_numpy()
-    cif = (
-        col("tax_id")
-        .astype("string")
-        .str.match(r"^[ABCDEFGHJNPQRSUVW]\d{7}[0-9A-J]$")
-        .fillna(False)
-        .to_numpy()
-    )
+    named |= map_distinct(pd.Series(built), _has_legal_form) == "1"
+    cif = map_distinct(col("tax_id"), lambda t: "1" if _CIF.match(str(t)) else "") == "1"
     is_company = is_company | named | cif
 
     given = map_distinct(col("given_name"), fold)
@@ -303,26 +297,33 @@ def prepare(records: pd.DataFrame) -> PreparedRecords:
     given_ph = map_distinct(pd.Series(canon), lambda s: spanish_phonetic(s.split(" ", 1)[0]))
     f1_ph = map_distinct(pd.Series(fam1), spanish_phonetic)
     f2_ph = map_distinct(pd.Series(fam2), spanish_phonetic)
-    both = pd.Series(f1_ph + "|" + f2_ph)
-    sur_ph = map_distinct(both, lambda s: "|".join(sorted(p for p in s.split("|") if p)))
+    sur_ph = combine_distinct(lambda a, b: "|".join(sorted(p for p in (a, b) if p)), f1_ph, f2_ph)
     initial = map_distinct(pd.Series(canon), lambda c: c[:1])
 
-    org_source = col("full_name").astype("string").fillna(built.str.strip().replace("", pd.NA))
-    org = map_distinct(org_source.where(is_company), org_key)
+    org = combine_distinct(
+        lambda company, full_name, name: (
+            org_key(full_name if isinstance(full_name, str) else name) if company else ""
+        ),
+        is_company,
+        col("full_name"),
+        built,
+    )
     org_ph = map_distinct(pd.Series(org), lambda s: spanish_phonetic(s.split(" ", 1)[0]) if s else "")
 
     email = map_distinct(col("email"), email_key)
     local = map_distinct(pd.Series(email), email_local)
-    postcode = col("postcode").astype("string").str.strip().to_numpy(dtype=object, na_value="")
+    postcode = _str(col("postcode"))
     postcode3 = map_distinct(pd.Series(postcode), lambda p: p[:3] if len(p) >= 3 else "")
     birth = pd.to_datetime(col("birth_date"), errors="coerce")
     birth_int = np.where(
         birth.notna(), (birth.dt.year * 10000 + birth.dt.month * 100 + birth.dt.day).fillna(-1), -1
     ).astype(np.int32)
-    birth_year = np.where(birth_int > 0, (birth_int // 10000).astype(str), "").astype(object)
-    squeeze = lambda text: " ".join(text.split())  # noqa: E731
-    name_sort = np.where(is_company, org, map_distinct(pd.Series(fam1 + " " + fam2 + " " + given), squeeze))
-    given_sort = np.where(is_company, "", map_distinct(pd.Series(given + " " + fam1 + " " + fam2), squeeze))
+    birth_year = map_distinct(
+        pd.Series(np.where(birth_int > 0, birth_int // 10000, -1)), lambda y: str(y) if y > 0 else ""
+    )
+    squeeze = lambda *parts: " ".join(p for p in parts if p)  # noqa: E731
+    name_sort = np.where(is_company, org, combine_distinct(squeeze, fam1, fam2, given))
+    given_sort = np.where(is_company, "", combine_distinct(squeeze, given, fam1, fam2))
 
     codes: dict[str, np.ndarray] = {}
     vocab: dict[str, np.ndarray] = {}
@@ -342,7 +343,7 @@ def prepare(records: pd.DataFrame) -> PreparedRecords:
         org_phonetic=org_ph,
     )
     add("surnames_phonetic", surnames_phonetic=sur_ph)
-    full_ph = np.where((given_ph == "") | (f1_ph == ""), "", given_ph + "|" + f1_ph + "|" + f2_ph)
+    full_ph = combine_distinct(lambda g, a, b: f"{g}|{a}|{b}" if g and a else "", given_ph, f1_ph, f2_ph)
     add("name_phonetic", name_phonetic=np.where(is_company, "", full_ph).astype(object))
     add("initial", given_initial=initial)
     add("org_name", org_name=org)
@@ -373,7 +374,30 @@ def prepare(records: pd.DataFrame) -> PreparedRecords:
 
 
 def _str(series: pd.Series) -> np.ndarray:
-    return series.astype("string").str.strip().to_numpy(dtype=object, na_value="")
+    """Stripped text as an object array ("" for null), one Python string per distinct value."""
+    return map_distinct(series, lambda v: str(v).strip())
+
+
+_CIF = re.compile(r"^[ABCDEFGHJNPQRSUVW]\d{7}[0-9A-J]$")
+
+
+def combine_distinct(func, *arrays) -> np.ndarray:
+    """`func(*values)` once per distinct combination of the arrays' values (None for null), as an object
+    array per row: no per-row string building, and Arrow-backed columns are never turned into Python
+    strings row by row."""
+    key = np.zeros(len(arrays[0]), dtype=np.int64)
+    codes_all, uniques = [], []
+    for arr in arrays:
+        codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+        uniq = np.append(np.asarray(uniq, dtype=object), None)  # code -1 -> None
+        codes_all.append(codes)
+        uniques.append(uniq)
+        key = key * len(uniq) + np.where(codes < 0, len(uniq) - 1, codes)
+        key = pd.factorize(key)[0].astype(np.int64)
+    combo, first = np.unique(key, return_index=True)
+    parts = [uniq[codes[first]] for codes, uniq in zip(codes_all, uniques, strict=True)]
+    mapped = np.array([func(*vals) for vals in zip(*parts, strict=True)], dtype=object)
+    return mapped[np.searchsorted(combo, key)]
 
 
 def _rank(vocab: np.ndarray) -> np.ndarray:
@@ -626,6 +650,11 @@ def _distinct_pair_values(
     return np.asarray(values, dtype=np.float64)[codes]
 
 
+def _log2_tf(tf: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log2(tf).astype(np.float16)
+
+
 class LevelComparison(BaseCompareFeature):
     """A comparison returning an int8 level per pair: -1 null, 0 disagree, higher levels in `labels`.
 
@@ -666,12 +695,13 @@ class LevelComparison(BaseCompareFeature):
         return level, self.tf_values(level, left, right)
 
     def tf_values(self, level: np.ndarray, left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray:
-        """Frequency of the agreeing value at tf-adjusted levels (NaN elsewhere)."""
+        """log2 frequency of the agreeing value at tf-adjusted levels (NaN elsewhere), as float16: two
+        bytes a pair, 0.01-bit precision."""
         tf = np.full(len(level), np.nan, dtype=np.float32)
         for lvl, (group, column) in self.tf_levels.items():
             hit = level == lvl
             tf[hit] = self.prepared.tf[group][left[column][hit]]
-        return tf
+        return _log2_tf(tf)
 
     def levels(self, left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -804,7 +834,7 @@ class SurnameComparison(LevelComparison):
         swapped = level == top - 1
         value = np.where(fa == ob, fa, oa)  # the surname found in the other position
         tf[swapped] = freq[value[swapped]]
-        return tf
+        return _log2_tf(tf)
 
     def levels(self, left, right):
         (fa, oa), (fb, ob) = left, right  # this surname and the other surname of each record
@@ -1172,9 +1202,10 @@ class FellegiSunter:
             level = features[name].to_numpy()
             w = np.where(level >= 0, self.level_weight(name)[np.maximum(level, 0)], 0.0)
             if name in self.tf_adjusted and f"tf_{name}" in features:
-                tf = features[f"tf_{name}"].to_numpy(dtype=np.float64)
-                hit = np.isin(level, self.tf_adjusted[name]) & ~np.isnan(tf)
-                w[hit] = np.log2(self.m[name][level[hit]] / np.maximum(tf[hit], self.tf_min_u))
+                log_tf = features[f"tf_{name}"].to_numpy(dtype=np.float32)  # log2 of the value's frequency
+                hit = np.isin(level, self.tf_adjusted[name]) & ~np.isnan(log_tf)
+                floor = np.float32(np.log2(self.tf_min_u))
+                w[hit] = np.log2(self.m[name][level[hit]]) - np.maximum(log_tf[hit], floor)
             out[f"w_{name}"] = w.astype(np.float32)
         if guard:
             out["w_guard"] = self.guard_penalty(features).astype(np.float32)
@@ -1205,14 +1236,17 @@ class FellegiSunter:
         penalty[when & ~unless] = -float(g.get("penalty", 0.0))
         return penalty
 
-    def total_weight(self, features: pd.DataFrame) -> np.ndarray:
-        """Prior + every contribution, summed without materialising the per-comparison frame."""
-        total = np.full(len(features), self.prior_weight, dtype=np.float64)
-        for name in self.labels:
-            total += self.contributions(
-                features[[c for c in (name, f"tf_{name}") if c in features]], names=[name], guard=False
-            )[f"w_{name}"].to_numpy()
-        total += self.guard_penalty(features)
+    def total_weight(self, features: pd.DataFrame, chunk_size: int = 1_000_000) -> np.ndarray:
+        """Prior + every contribution, summed in row chunks (never the full per-comparison frame)."""
+        total = np.empty(len(features), dtype=np.float64)
+        for start in range(0, len(features), chunk_size):
+            part = features.iloc[start : start + chunk_size]
+            acc = np.full(len(part), self.prior_weight, dtype=np.float64)
+            for name in self.labels:
+                cols = [c for c in (name, f"tf_{name}") if c in part]
+                acc += self.contributions(part[cols], names=[name], guard=False)[f"w_{name}"].to_numpy()
+            acc += self.guard_penalty(part)
+            total[start : start + chunk_size] = acc
         return total
 
     @property

@@ -38,10 +38,17 @@ from helpers.sentiment import score as score_texts
 DAYS_PER_MONTH = 30.4375
 #: Store tables written by 04_metrics (one per concept), keyed by period and customer_id.
 TABLES = {
-    "value": "customer_value", "preferences": "customer_preferences", "category_shares": "customer_category_shares",
-    "sales_cycle": "customer_sales_cycle", "service": "customer_service", "sentiment": "customer_sentiment",
-    "payment": "customer_payment", "engagement": "customer_engagement", "trend": "customer_trend",
-    "rfm": "customer_rfm", "clv": "customer_clv",
+    "value": "customer_value",
+    "preferences": "customer_preferences",
+    "category_shares": "customer_category_shares",
+    "sales_cycle": "customer_sales_cycle",
+    "service": "customer_service",
+    "sentiment": "customer_sentiment",
+    "payment": "customer_payment",
+    "engagement": "customer_engagement",
+    "trend": "customer_trend",
+    "rfm": "customer_rfm",
+    "clv": "customer_clv",
 }
 
 
@@ -58,7 +65,9 @@ class TrendSettings(_Strict):
     engagement_weight: float = Field(0.4, ge=0)
     advancing_at: float = Field(0.3, gt=0, le=1)  # score >= this -> advancing
     regressing_at: float = Field(-0.3, ge=-1, lt=0)  # score <= this -> regressing
-    engagement_types: list[str] = Field(default_factory=lambda: ["survey", "visit"])  # interactions that count
+    engagement_types: list[str] = Field(
+        default_factory=lambda: ["survey", "visit"]
+    )  # interactions that count
 
     @model_validator(mode="after")
     def _weights(self) -> TrendSettings:
@@ -108,7 +117,9 @@ def metrics_settings(settings: Any) -> MetricsSettings:
     try:
         return MetricsSettings(**(section or {}))
     except ValidationError as exc:
-        raise _explain(Path(getattr(settings, "root", ".")) / "params" / "default.yaml", exc, prefix="metrics") from None
+        raise _explain(
+            Path(getattr(settings, "root", ".")) / "params" / "default.yaml", exc, prefix="metrics"
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -126,9 +137,15 @@ def link(records: pd.DataFrame, crosswalk: pd.DataFrame) -> pd.DataFrame:
     """Staged non-party rows with their `customer_id`: (party_source, party_id) = crosswalk (source, source_id).
 
     Rows whose party record is not in the crosswalk are dropped (the notebook counts them)."""
-    key = crosswalk[["source", "source_id", "customer_id"]].astype({"source": "string", "source_id": "string"})
-    key = key.drop_duplicates(["source", "source_id"]).rename(columns={"source": "party_source", "source_id": "party_id"})
-    left = records.drop(columns=["customer_id"], errors="ignore").astype({"party_source": "string", "party_id": "string"})
+    key = crosswalk[["source", "source_id", "customer_id"]].astype(
+        {"source": "string", "source_id": "string"}
+    )
+    key = key.drop_duplicates(["source", "source_id"]).rename(
+        columns={"source": "party_source", "source_id": "party_id"}
+    )
+    left = records.drop(columns=["customer_id"], errors="ignore").astype(
+        {"party_source": "string", "party_id": "string"}
+    )
     return left.merge(key, on=["party_source", "party_id"], how="inner")
 
 
@@ -140,8 +157,13 @@ def _catalogue(products: pd.DataFrame | None) -> pd.DataFrame:
     return p.drop_duplicates("code")[cols]
 
 
-def transaction_lines(transactions: pd.DataFrame, crosswalk: pd.DataFrame, products: pd.DataFrame | None,
-                      settings: MetricsSettings, as_of: pd.Timestamp) -> pd.DataFrame:
+def transaction_lines(
+    transactions: pd.DataFrame,
+    crosswalk: pd.DataFrame,
+    products: pd.DataFrame | None,
+    settings: MetricsSettings,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
     """Linked transaction lines dated up to `as_of`, in the reporting currency, with catalogue cost and margin.
 
     The product is looked up in the catalogue by code, then by name. A currency missing from
@@ -152,16 +174,23 @@ def transaction_lines(transactions: pd.DataFrame, crosswalk: pd.DataFrame, produ
     rate = currency.map(settings.fx_per_unit).astype(float)
     unknown = rate.isna()
     if unknown.any():
-        warnings.warn(f"{int(unknown.sum())} transaction lines in currencies without a rate "
-                      f"{sorted(currency[unknown].unique())} are left out; add them to metrics.fx_per_unit",
-                      stacklevel=2)
+        warnings.warn(
+            f"{int(unknown.sum())} transaction lines in currencies without a rate "
+            f"{sorted(currency[unknown].unique())} are left out; add them to metrics.fx_per_unit",
+            stacklevel=2,
+        )
         t, rate = t[~unknown], rate[~unknown]
     t["amount"] = t["amount"].astype(float) / rate
     cat = _catalogue(products)
     code = t["product"].astype("string")
     by_code = code.map(cat.set_index("code")["unit_cost"]) if len(cat) else pd.Series(np.nan, index=t.index)
-    by_name = code.str.lower().map(cat.assign(k=cat["name"].str.lower()).drop_duplicates("k").set_index("k")["unit_cost"]) \
-        if len(cat) else pd.Series(np.nan, index=t.index)
+    by_name = (
+        code.str.lower().map(
+            cat.assign(k=cat["name"].str.lower()).drop_duplicates("k").set_index("k")["unit_cost"]
+        )
+        if len(cat)
+        else pd.Series(np.nan, index=t.index)
+    )
     unit_cost = by_code.astype(float).fillna(by_name.astype(float))
     if len(cat):
         t["category"] = t["category"].fillna(code.map(cat.set_index("code")["cat_category"]))
@@ -169,8 +198,22 @@ def transaction_lines(transactions: pd.DataFrame, crosswalk: pd.DataFrame, produ
     t["margin"] = t["amount"] - t["cost"]
     order = t["order_id"].astype("string").fillna(t["source_id"].astype("string"))
     t["order_key"] = t["source"].astype("string") + ":" + order
-    cols = ["customer_id", "source", "order_key", "date", "product", "category", "quantity", "amount", "cost",
-            "margin", "channel", "payment_method", "due_date", "paid_date"]
+    cols = [
+        "customer_id",
+        "source",
+        "order_key",
+        "date",
+        "product",
+        "category",
+        "quantity",
+        "amount",
+        "cost",
+        "margin",
+        "channel",
+        "payment_method",
+        "due_date",
+        "paid_date",
+    ]
     return t[cols].reset_index(drop=True)
 
 
@@ -180,10 +223,18 @@ def order_table(lines: pd.DataFrame) -> pd.DataFrame:
     `kind` is purchase (net > 0), refund (net < 0) or zero; `paid_date` is set only when every line is paid."""
     flags = lines.assign(_unpaid=lines["paid_date"].isna(), _nocost=lines["cost"].isna())
     g = flags.groupby(["customer_id", "order_key"], sort=False)
-    out = g.agg(date=("date", "min"), amount=("amount", "sum"), margin=("margin", "sum"), nocost=("_nocost", "sum"),
-                channel=("channel", "first"), payment_method=("payment_method", "first"),
-                due_date=("due_date", "max"), paid_date=("paid_date", "max"), unpaid_lines=("_unpaid", "sum"),
-                lines=("amount", "size"))
+    out = g.agg(
+        date=("date", "min"),
+        amount=("amount", "sum"),
+        margin=("margin", "sum"),
+        nocost=("_nocost", "sum"),
+        channel=("channel", "first"),
+        payment_method=("payment_method", "first"),
+        due_date=("due_date", "max"),
+        paid_date=("paid_date", "max"),
+        unpaid_lines=("_unpaid", "sum"),
+        lines=("amount", "size"),
+    )
     out = out.reset_index()
     out.loc[out["unpaid_lines"] > 0, "paid_date"] = pd.NaT
     out["cost_known"] = out["nocost"] == 0
@@ -203,8 +254,13 @@ def _in(dates: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.S
 
 
 # ------------------------------------------------------------------------------------------ value
-def value_metrics(orders: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings,
-                  as_of: pd.Timestamp, period_start: pd.Timestamp) -> pd.DataFrame:
+def value_metrics(
+    orders: pd.DataFrame,
+    customers: pd.DataFrame,
+    settings: MetricsSettings,
+    as_of: pd.Timestamp,
+    period_start: pd.Timestamp,
+) -> pd.DataFrame:
     """Revenue (period, last 12 months, lifetime), orders, refunds, recency, tenure, frequency, AOV and margin."""
     out = _frame(customers["customer_id"])
     o = orders[orders["date"] <= as_of]
@@ -237,8 +293,9 @@ def value_metrics(orders: pd.DataFrame, customers: pd.DataFrame, settings: Metri
     known_rev = known.groupby("customer_id")["amount"].sum()
     out["margin_rate"] = out["margin_lifetime"] / known_rev.where(known_rev > 0)
     gross = o["amount"].abs().groupby(o["customer_id"]).sum()
-    out["margin_coverage"] = known["amount"].abs().groupby(known["customer_id"]).sum().reindex(gross.index).fillna(0) \
-        / gross.where(gross > 0)
+    out["margin_coverage"] = known["amount"].abs().groupby(known["customer_id"]).sum().reindex(
+        gross.index
+    ).fillna(0) / gross.where(gross > 0)
     return out.reset_index()
 
 
@@ -246,7 +303,12 @@ def value_metrics(orders: pd.DataFrame, customers: pd.DataFrame, settings: Metri
 def category_shares(lines: pd.DataFrame, as_of: pd.Timestamp, *, column: str = "category") -> pd.DataFrame:
     """Long table: customer × category (or product) with net revenue, share of the customer's revenue, rank."""
     pos = lines[(lines["date"] <= as_of) & lines[column].notna()]
-    rev = pos.groupby(["customer_id", column], observed=True)["amount"].sum().clip(lower=0).reset_index(name="revenue")
+    rev = (
+        pos.groupby(["customer_id", column], observed=True)["amount"]
+        .sum()
+        .clip(lower=0)
+        .reset_index(name="revenue")
+    )
     rev = rev[rev["revenue"] > 0]
     rev["share"] = rev["revenue"] / rev.groupby("customer_id")["revenue"].transform("sum")
     rev = rev.sort_values(["customer_id", "share", column], ascending=[True, False, True], kind="stable")
@@ -266,8 +328,13 @@ def _top(shares: pd.DataFrame, column: str, n: int, sep: str = ", ") -> pd.Serie
     return joined
 
 
-def preferences(lines: pd.DataFrame, orders: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings,
-                as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+def preferences(
+    lines: pd.DataFrame,
+    orders: pd.DataFrame,
+    customers: pd.DataFrame,
+    settings: MetricsSettings,
+    as_of: pd.Timestamp,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Top categories and products by share of revenue, the top category's share, the preferred purchase
     channel (most purchase orders; ties by revenue, then name); plus the long category-share table."""
     out = _frame(customers["customer_id"])
@@ -279,23 +346,32 @@ def preferences(lines: pd.DataFrame, orders: pd.DataFrame, customers: pd.DataFra
     out["categories_bought"] = cats.groupby("customer_id").size()
     out["top_products"] = _top(prods, "product", settings.top_n)
     buy = orders[(orders["kind"] == "purchase") & (orders["date"] <= as_of) & orders["channel"].notna()]
-    ch = buy.groupby(["customer_id", "channel"]).agg(n=("amount", "size"), revenue=("amount", "sum")).reset_index()
-    ch = ch.sort_values(["customer_id", "n", "revenue", "channel"], ascending=[True, False, False, True], kind="stable")
+    ch = (
+        buy.groupby(["customer_id", "channel"])
+        .agg(n=("amount", "size"), revenue=("amount", "sum"))
+        .reset_index()
+    )
+    ch = ch.sort_values(
+        ["customer_id", "n", "revenue", "channel"], ascending=[True, False, False, True], kind="stable"
+    )
     out["preferred_channel"] = ch.drop_duplicates("customer_id").set_index("customer_id")["channel"]
     out["categories_bought"] = out["categories_bought"].fillna(0).astype(int)
     return out.reset_index(), cats
 
 
 # ------------------------------------------------------------------------------------- sales cycle
-def sales_cycle(opportunities: pd.DataFrame, orders: pd.DataFrame, customers: pd.DataFrame,
-                as_of: pd.Timestamp) -> pd.DataFrame:
+def sales_cycle(
+    opportunities: pd.DataFrame, orders: pd.DataFrame, customers: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """CRM opportunities as of `as_of`: counts by outcome, win rate, days created -> won, days created -> first
     purchase on or after it (won opportunities), open pipeline amount. An opportunity closed after
     `as_of` was still open then."""
     out = _frame(customers["customer_id"])
     o = opportunities[opportunities["created_at"].notna() & (opportunities["created_at"] <= as_of)].copy()
     closed = o["closed_at"].notna() & (o["closed_at"] <= as_of)
-    o["outcome"] = np.where(closed, o["stage"].astype("string").str.strip().str.lower().fillna("open"), "open")
+    o["outcome"] = np.where(
+        closed, o["stage"].astype("string").str.strip().str.lower().fillna("open"), "open"
+    )
     for k in ("won", "lost", "open"):
         out[f"opportunities_{k}"] = o[o["outcome"] == k].groupby("customer_id").size()
     cnt = [f"opportunities_{k}" for k in ("won", "lost", "open")]
@@ -310,8 +386,14 @@ def sales_cycle(opportunities: pd.DataFrame, orders: pd.DataFrame, customers: pd
     if len(won) and len(buys):
         left = won[["customer_id", "created_at"]].sort_values("created_at")
         right = buys.sort_values("date").rename(columns={"date": "first_order_at"})
-        hit = pd.merge_asof(left, right, left_on="created_at", right_on="first_order_at", by="customer_id",
-                            direction="forward")
+        hit = pd.merge_asof(
+            left,
+            right,
+            left_on="created_at",
+            right_on="first_order_at",
+            by="customer_id",
+            direction="forward",
+        )
         hit["days"] = (hit["first_order_at"] - hit["created_at"]).dt.total_seconds() / 86400
         out["days_to_first_order"] = hit.groupby("customer_id")["days"].mean()
     else:
@@ -323,13 +405,17 @@ def sales_cycle(opportunities: pd.DataFrame, orders: pd.DataFrame, customers: pd
 
 # ----------------------------------------------------------------------------------------- service
 def _nps_category(score: pd.Series, settings: MetricsSettings) -> pd.Series:
-    cat = np.select([score >= settings.nps_promoter_min, score <= settings.nps_detractor_max],
-                    ["promoter", "detractor"], "passive")
+    cat = np.select(
+        [score >= settings.nps_promoter_min, score <= settings.nps_detractor_max],
+        ["promoter", "detractor"],
+        "passive",
+    )
     return pd.Series(cat, index=score.index, dtype="string").where(score.notna())
 
 
-def service_metrics(interactions: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings,
-                    as_of: pd.Timestamp) -> pd.DataFrame:
+def service_metrics(
+    interactions: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Tickets (window and recent), mean / p90 handling minutes, hours to resolution, open tickets, CSAT,
     last and mean NPS with the promoter / passive / detractor class."""
     out = _frame(customers["customer_id"])
@@ -338,7 +424,9 @@ def service_metrics(interactions: pd.DataFrame, customers: pd.DataFrame, setting
     kind = i["type"].astype("string").str.lower()
     t = i[kind == "ticket"].copy()
     out["tickets"] = t.groupby("customer_id").size()
-    out["tickets_recent"] = t[t["opened_at"] > months_before(as_of, settings.spike_months)].groupby("customer_id").size()
+    out["tickets_recent"] = (
+        t[t["opened_at"] > months_before(as_of, settings.spike_months)].groupby("customer_id").size()
+    )
     g = t.groupby("customer_id")["handling_minutes"]
     out["handling_minutes_mean"], out["handling_minutes_p90"] = g.mean(), g.quantile(0.9)
     done = t["closed_at"].notna() & (t["closed_at"] <= as_of)
@@ -347,7 +435,10 @@ def service_metrics(interactions: pd.DataFrame, customers: pd.DataFrame, setting
     out["open_tickets"] = t[~done].groupby("customer_id").size()
     stype = i["score_type"].astype("string").str.lower()
     csat = i[(stype == "csat") & i["score"].notna()]
-    out["csat_mean"], out["csat_responses"] = csat.groupby("customer_id")["score"].mean(), csat.groupby("customer_id").size()
+    out["csat_mean"], out["csat_responses"] = (
+        csat.groupby("customer_id")["score"].mean(),
+        csat.groupby("customer_id").size(),
+    )
     nps = i[(stype == "nps") & i["score"].notna()].sort_values("opened_at", kind="stable")
     out["nps_last"] = nps.groupby("customer_id")["score"].last()
     out["nps_mean"] = nps.groupby("customer_id")["score"].mean()
@@ -360,20 +451,28 @@ def service_metrics(interactions: pd.DataFrame, customers: pd.DataFrame, setting
 def nps_score(service: pd.DataFrame) -> float:
     """Net promoter score of the customers who answered: % promoters - % detractors."""
     cat = service["nps_category"].dropna()
-    return float(100 * ((cat == "promoter").mean() - (cat == "detractor").mean())) if len(cat) else float("nan")
+    return (
+        float(100 * ((cat == "promoter").mean() - (cat == "detractor").mean())) if len(cat) else float("nan")
+    )
 
 
 # --------------------------------------------------------------------------------------- sentiment
-def score_mentions(interactions: pd.DataFrame, settings: MetricsSettings, as_of: pd.Timestamp) -> pd.DataFrame:
+def score_mentions(
+    interactions: pd.DataFrame, settings: MetricsSettings, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Social mentions (type mention) up to `as_of` with polarity and sentiment label."""
-    m = interactions[(interactions["type"].astype("string").str.lower() == "mention") & interactions["opened_at"].notna()
-                     & (interactions["opened_at"] <= as_of)]
+    m = interactions[
+        (interactions["type"].astype("string").str.lower() == "mention")
+        & interactions["opened_at"].notna()
+        & (interactions["opened_at"] <= as_of)
+    ]
     m = m[["customer_id", "source", "source_id", "channel", "opened_at", "text"]].reset_index(drop=True)
     return pd.concat([m, score_texts(m["text"], settings.sentiment)], axis=1)
 
 
-def sentiment_metrics(mentions: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings,
-                      as_of: pd.Timestamp) -> pd.DataFrame:
+def sentiment_metrics(
+    mentions: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Per customer: mentions in the window, positive / negative counts, mean polarity, last mention date."""
     out = _frame(customers["customer_id"])
     m = mentions[mentions["opened_at"] > months_before(as_of, settings.service_window_months)]
@@ -381,16 +480,18 @@ def sentiment_metrics(mentions: pd.DataFrame, customers: pd.DataFrame, settings:
     out["mentions"] = g.size()
     out["positive_mentions"] = m[m["sentiment"] == "positive"].groupby("customer_id").size()
     out["negative_mentions"] = m[m["sentiment"] == "negative"].groupby("customer_id").size()
-    out[["mentions", "positive_mentions", "negative_mentions"]] = out[
-        ["mentions", "positive_mentions", "negative_mentions"]].fillna(0).astype(int)
+    out[["mentions", "positive_mentions", "negative_mentions"]] = (
+        out[["mentions", "positive_mentions", "negative_mentions"]].fillna(0).astype(int)
+    )
     out["sentiment_mean"] = g["polarity"].mean()
     out["last_mention_at"] = g["opened_at"].max()
     return out.reset_index()
 
 
 # ----------------------------------------------------------------------------------------- payment
-def payment_metrics(orders: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings,
-                    as_of: pd.Timestamp) -> pd.DataFrame:
+def payment_metrics(
+    orders: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Preferred payment method; over invoices (orders with a due date) dated in the window: mean days
     to pay (invoice date -> paid), mean days late (due -> paid), shares paid within each bucket of days
     late (early counts as within the first); over all invoices up to `as_of`: outstanding balance and
@@ -401,7 +502,9 @@ def payment_metrics(orders: pd.DataFrame, customers: pd.DataFrame, settings: Met
     buy = o[(o["kind"] == "purchase") & (o["date"] > start) & o["payment_method"].notna()]
     pm = buy.groupby(["customer_id", "payment_method"]).size().reset_index(name="n")
     pm = pm.sort_values(["customer_id", "n", "payment_method"], ascending=[True, False, True], kind="stable")
-    out["preferred_payment_method"] = pm.drop_duplicates("customer_id").set_index("customer_id")["payment_method"]
+    out["preferred_payment_method"] = pm.drop_duplicates("customer_id").set_index("customer_id")[
+        "payment_method"
+    ]
     inv = o[(o["kind"] == "purchase") & o["due_date"].notna()].copy()
     paid = inv["paid_date"].notna() & (inv["paid_date"] <= as_of)
     inv["days_to_pay"] = ((inv["paid_date"] - inv["date"].dt.normalize()).dt.days).where(paid)
@@ -413,10 +516,14 @@ def payment_metrics(orders: pd.DataFrame, customers: pd.DataFrame, settings: Met
     out["invoices_paid"] = g.size()
     out["mean_days_to_pay"], out["mean_days_late"] = g["days_to_pay"].mean(), g["days_late"].mean()
     edges = [-np.inf, *settings.payment_buckets, np.inf]
-    names = [f"share_paid_within_{b}d" if i == 0 else f"share_paid_{edges[i] + 1:.0f}_{b}d"
-             for i, b in enumerate(settings.payment_buckets)] + [f"share_paid_over_{settings.payment_buckets[-1]}d"]
+    names = [
+        f"share_paid_within_{b}d" if i == 0 else f"share_paid_{edges[i] + 1:.0f}_{b}d"
+        for i, b in enumerate(settings.payment_buckets)
+    ] + [f"share_paid_over_{settings.payment_buckets[-1]}d"]
     bucket = pd.cut(settled["days_late"], edges, labels=names, right=True)
-    shares = pd.crosstab(settled["customer_id"], bucket, normalize="index").reindex(columns=names, fill_value=0.0)
+    shares = pd.crosstab(settled["customer_id"], bucket, normalize="index").reindex(
+        columns=names, fill_value=0.0
+    )
     for name in names:
         out[name] = shares[name] if len(shares) else np.nan
     open_ = inv[~paid]
@@ -427,8 +534,9 @@ def payment_metrics(orders: pd.DataFrame, customers: pd.DataFrame, settings: Met
     out["max_days_overdue"] = (as_of.normalize() - overdue.groupby("customer_id")["due_date"].min()).dt.days
     fill = ["invoices", "invoices_paid", "outstanding_invoices", "outstanding_balance", "overdue_balance"]
     out[fill] = out[fill].fillna(0)
-    out[["invoices", "invoices_paid", "outstanding_invoices"]] = out[["invoices", "invoices_paid",
-                                                                      "outstanding_invoices"]].astype(int)
+    out[["invoices", "invoices_paid", "outstanding_invoices"]] = out[
+        ["invoices", "invoices_paid", "outstanding_invoices"]
+    ].astype(int)
     return out.reset_index()
 
 
@@ -438,8 +546,11 @@ def engagement_metrics(contacts: pd.DataFrame, customers: pd.DataFrame, as_of: p
     (offers redeemed = responses with revenue), campaign revenue, last response, and the response
     history per channel in words ("email 2/5 · sms 0/1")."""
     out = _frame(customers["customer_id"])
-    c = contacts[~contacts["control"].astype("boolean").fillna(False).astype(bool) & contacts["contacted_at"].notna()
-                 & (contacts["contacted_at"] <= as_of)].copy()
+    c = contacts[
+        ~contacts["control"].astype("boolean").fillna(False).astype(bool)
+        & contacts["contacted_at"].notna()
+        & (contacts["contacted_at"] <= as_of)
+    ].copy()
     responded = c["responded"].astype("boolean").fillna(False).astype(bool)
     responded &= c["response_at"].isna() | (c["response_at"] <= as_of)
     c["_resp"] = responded
@@ -448,7 +559,11 @@ def engagement_metrics(contacts: pd.DataFrame, customers: pd.DataFrame, as_of: p
     c["_rev"] = c["revenue"].fillna(0).where(responded, 0.0)
     email = c["channel"].astype("string").str.lower() == "email"
     g = c.groupby("customer_id")
-    out["contacts"], out["responses"], out["offers_redeemed"] = g.size(), g["_resp"].sum(), g["_redeemed"].sum()
+    out["contacts"], out["responses"], out["offers_redeemed"] = (
+        g.size(),
+        g["_resp"].sum(),
+        g["_redeemed"].sum(),
+    )
     out["emails_sent"] = c[email].groupby("customer_id").size()
     out["emails_opened"] = c[email].groupby("customer_id")["_open"].sum()
     out["campaign_revenue"] = g["_rev"].sum()
@@ -460,7 +575,9 @@ def engagement_metrics(contacts: pd.DataFrame, customers: pd.DataFrame, as_of: p
     out["last_response_at"] = c[responded].groupby("customer_id")["response_at"].max()
     out["days_since_last_response"] = (as_of - out["last_response_at"]).dt.days
     per = c.groupby(["customer_id", "channel"]).agg(n=("_resp", "size"), r=("_resp", "sum")).reset_index()
-    per["txt"] = per["channel"].astype(str) + " " + per["r"].astype(int).astype(str) + "/" + per["n"].astype(str)
+    per["txt"] = (
+        per["channel"].astype(str) + " " + per["r"].astype(int).astype(str) + "/" + per["n"].astype(str)
+    )
     per["rank"] = per.groupby("customer_id").cumcount() + 1
     out["response_history"] = _top(per, "txt", int(per["rank"].max()) if len(per) else 1, sep=" · ")
     return out.reset_index()
@@ -473,8 +590,14 @@ def _change(recent: pd.Series, earlier: pd.Series) -> pd.Series:
     return ((recent - earlier) / top.where(top > 0)).fillna(0.0)
 
 
-def relationship_trend(orders: pd.DataFrame, contacts: pd.DataFrame | None, interactions: pd.DataFrame | None,
-                       customers: pd.DataFrame, settings: MetricsSettings, as_of: pd.Timestamp) -> pd.DataFrame:
+def relationship_trend(
+    orders: pd.DataFrame,
+    contacts: pd.DataFrame | None,
+    interactions: pd.DataFrame | None,
+    customers: pd.DataFrame,
+    settings: MetricsSettings,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
     """Advancing / stagnating / regressing from the recent window vs the window before it.
 
     value = net revenue per month; engagement = events per month (purchase orders, campaign opens and
@@ -497,7 +620,10 @@ def relationship_trend(orders: pd.DataFrame, contacts: pd.DataFrame | None, inte
         i = interactions[interactions["type"].astype("string").str.lower().isin(ts.engagement_types)]
         events.append(i[["customer_id", "opened_at"]].rename(columns={"opened_at": "date"}))
     ev = pd.concat(events, ignore_index=True)
-    for name, lo, hi, months in (("recent", mid, as_of, ts.recent_months), ("earlier", start, mid, ts.earlier_months)):
+    for name, lo, hi, months in (
+        ("recent", mid, as_of, ts.recent_months),
+        ("earlier", start, mid, ts.earlier_months),
+    ):
         out[f"value_{name}"] = o[_in(o["date"], lo, hi)].groupby("customer_id")["amount"].sum() / months
         out[f"engagement_{name}"] = ev[_in(ev["date"], lo, hi)].groupby("customer_id").size() / months
     cols = ["value_recent", "value_earlier", "engagement_recent", "engagement_earlier"]
@@ -505,10 +631,15 @@ def relationship_trend(orders: pd.DataFrame, contacts: pd.DataFrame | None, inte
     out["value_change"] = _change(out["value_recent"].clip(lower=0), out["value_earlier"].clip(lower=0))
     out["engagement_change"] = _change(out["engagement_recent"], out["engagement_earlier"])
     w = ts.value_weight + ts.engagement_weight
-    out["trend_score"] = (ts.value_weight * out["value_change"] + ts.engagement_weight * out["engagement_change"]) / w
-    inactive = (out[cols].abs().sum(axis=1) == 0)
-    out["trend"] = np.select([inactive, out["trend_score"] >= ts.advancing_at, out["trend_score"] <= ts.regressing_at],
-                             ["inactive", "advancing", "regressing"], "stagnating")
+    out["trend_score"] = (
+        ts.value_weight * out["value_change"] + ts.engagement_weight * out["engagement_change"]
+    ) / w
+    inactive = out[cols].abs().sum(axis=1) == 0
+    out["trend"] = np.select(
+        [inactive, out["trend_score"] >= ts.advancing_at, out["trend_score"] <= ts.regressing_at],
+        ["inactive", "advancing", "regressing"],
+        "stagnating",
+    )
     return out.reset_index()
 
 
@@ -519,8 +650,9 @@ def _quantile_score(values: pd.Series, bins: int) -> pd.Series:
     return np.ceil(pct * bins).clip(1, bins)
 
 
-def rfm_scores(orders: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings,
-               as_of: pd.Timestamp) -> pd.DataFrame:
+def rfm_scores(
+    orders: pd.DataFrame, customers: pd.DataFrame, settings: MetricsSettings, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Recency, frequency, monetary scores 1..bins (quantiles over customers who bought in the window;
     0 for those who did not), the code "R-F-M" (e.g. "545") and the sum."""
     rs = settings.rfm
@@ -557,8 +689,13 @@ def wide(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def truth_person(crosswalk: pd.DataFrame, truth_records: pd.DataFrame) -> pd.Series:
     """customer_id -> the true person behind most of its records (sample company accuracy sections only)."""
-    m = crosswalk[["source", "source_id", "customer_id"]].astype({"source_id": str}).merge(
-        truth_records.astype({"source_id": str}), on=["source", "source_id"])
+    m = (
+        crosswalk[["source", "source_id", "customer_id"]]
+        .astype({"source_id": str})
+        .merge(truth_records.astype({"source_id": str}), on=["source", "source_id"])
+    )
     votes = m.groupby(["customer_id", "person_id"]).size().reset_index(name="n")
-    best = votes.sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True]).drop_duplicates("customer_id")
+    best = votes.sort_values(
+        ["customer_id", "n", "person_id"], ascending=[True, False, True]
+    ).drop_duplicates("customer_id")
     return best.set_index("customer_id")["person_id"]

@@ -81,10 +81,22 @@ def input_fingerprints(sources: dict[str, SourceSpec], raw_dir: Path) -> dict[st
 def code_version(root: Path) -> str:
     """The git commit (with '-dirty' when the work tree has changes), else the package version."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         return f"{commit}-dirty" if dirty else commit
     except (OSError, subprocess.SubprocessError):
         return f"v{__version__}"
@@ -122,8 +134,10 @@ def _stage_error(stage: Stage, exc: Exception, executed: Path) -> StageError:
     evalue = getattr(exc, "evalue", str(exc))
     evalue = re.sub(r"\x1b\[[0-9;]*m", "", str(evalue))
     where = f", cell {cell}" if cell is not None else ""
-    return StageError(f"stage '{stage.name}' failed in notebooks/{stage.notebook}{where}: {ename}: {evalue}\n"
-                      f"  the executed notebook with the traceback: {executed}")
+    return StageError(
+        f"stage '{stage.name}' failed in notebooks/{stage.notebook}{where}: {ename}: {evalue}\n"
+        f"  the executed notebook with the traceback: {executed}"
+    )
 
 
 def run(
@@ -202,7 +216,9 @@ def run(
             entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2))
             manifest["stages"].append(entry)
             manifest.update(status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
-            error = _stage_error(stage, exc, period_reports / f"v{version}.failed" / "notebooks" / stage.notebook)
+            error = _stage_error(
+                stage, exc, period_reports / f"v{version}.failed" / "notebooks" / stage.notebook
+            )
             manifest["error"] = str(error)
             store.write_json(manifest, partial / "manifest.json")
             os.replace(partial, period_reports / f"v{version}.failed")
@@ -226,16 +242,22 @@ def run(
         try:
             rendering.render_run(partial, settings, manifest=manifest, audiences=audiences, quiet=quiet)
         except ScvError as exc:
-            manifest.update(status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                            error=f"rendering failed: {exc}")
+            manifest.update(
+                status="failed",
+                finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                error=f"rendering failed: {exc}",
+            )
             store.write_json(manifest, partial / "manifest.json")
             os.replace(partial, period_reports / f"v{version}.failed")
             rendering.write_index(reports)
             raise
         _say(f"      reports rendered in {time.perf_counter() - t0:.1f} s", quiet)
 
-    manifest.update(status="ok", finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    seconds=round(time.perf_counter() - started, 2))
+    manifest.update(
+        status="ok",
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - started, 2),
+    )
     store.write_json(manifest, partial / "manifest.json")
     final = period_reports / f"v{version}"
     os.replace(partial, final)

@@ -18,8 +18,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 #: Store tables written by 05_segmentation.
-TABLES = {"segments": "customer_segments", "churn": "customer_churn", "clusters": "cluster_profiles",
-          "offers": "next_best_offers"}
+TABLES = {
+    "segments": "customer_segments",
+    "churn": "customer_churn",
+    "clusters": "cluster_profiles",
+    "offers": "next_best_offers",
+}
 
 
 class _Strict(BaseModel):
@@ -27,9 +31,16 @@ class _Strict(BaseModel):
 
 
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"]
-_OPS = {"==": lambda s, v: s == v, "!=": lambda s, v: s != v, "<": lambda s, v: s < v, "<=": lambda s, v: s <= v,
-        ">": lambda s, v: s > v, ">=": lambda s, v: s >= v, "in": lambda s, v: s.isin(v),
-        "not_in": lambda s, v: ~s.isin(v)}
+_OPS = {
+    "==": lambda s, v: s == v,
+    "!=": lambda s, v: s != v,
+    "<": lambda s, v: s < v,
+    "<=": lambda s, v: s <= v,
+    ">": lambda s, v: s > v,
+    ">=": lambda s, v: s >= v,
+    "in": lambda s, v: s.isin(v),
+    "not_in": lambda s, v: ~s.isin(v),
+}
 
 
 class Rule(_Strict):
@@ -55,19 +66,37 @@ class RfmSegment(_Strict):
 
 def _rfm_default() -> list[RfmSegment]:
     """The classic R × F grid (scores 1-5); the first match wins."""
-    grid = [("Champions", (5, 5), (4, 5)), ("Loyal customers", (3, 4), (4, 5)), ("Potential loyalists", (4, 5), (2, 3)),
-            ("New customers", (5, 5), (1, 1)), ("Promising", (4, 4), (1, 1)), ("Need attention", (3, 3), (3, 3)),
-            ("About to sleep", (3, 3), (1, 2)), ("Cannot lose them", (1, 2), (5, 5)), ("At risk", (1, 2), (3, 4)),
-            ("Hibernating", (1, 2), (1, 2))]
+    grid = [
+        ("Champions", (5, 5), (4, 5)),
+        ("Loyal customers", (3, 4), (4, 5)),
+        ("Potential loyalists", (4, 5), (2, 3)),
+        ("New customers", (5, 5), (1, 1)),
+        ("Promising", (4, 4), (1, 1)),
+        ("Need attention", (3, 3), (3, 3)),
+        ("About to sleep", (3, 3), (1, 2)),
+        ("Cannot lose them", (1, 2), (5, 5)),
+        ("At risk", (1, 2), (3, 4)),
+        ("Hibernating", (1, 2), (1, 2)),
+    ]
     return [RfmSegment(name=n, r=r, f=f) for n, r, f in grid]
 
 
 class ClusterSettings(_Strict):
-    features: list[str] = Field(default_factory=lambda: [
-        "revenue_12m", "orders_12m", "recency_days", "aov", "top_category_share", "tickets",
-        "response_rate", "mean_days_late"])
-    log_features: list[str] = Field(default_factory=lambda: [
-        "revenue_12m", "orders_12m", "recency_days", "aov", "tickets"])
+    features: list[str] = Field(
+        default_factory=lambda: [
+            "revenue_12m",
+            "orders_12m",
+            "recency_days",
+            "aov",
+            "top_category_share",
+            "tickets",
+            "response_rate",
+            "mean_days_late",
+        ]
+    )
+    log_features: list[str] = Field(
+        default_factory=lambda: ["revenue_12m", "orders_12m", "recency_days", "aov", "tickets"]
+    )
     k_min: int = Field(3, ge=2)
     k_max: int = Field(8, ge=2)
     silhouette_sample: int = Field(5000, ge=100)
@@ -92,30 +121,48 @@ class StrategySettings(_Strict):
     retention_churn_min: float = Field(0.5, gt=0, le=1)  # churn probability from which: retention
     retention_trends: list[str] = Field(default_factory=lambda: ["regressing"])  # ... or this trend
     retention_tiers: list[str] = Field(default_factory=lambda: ["A", "B"])  # ... in these tiers
-    loyalty_tiers: list[str] = Field(default_factory=lambda: ["A"])  # the rest: loyalty here, else development
+    loyalty_tiers: list[str] = Field(
+        default_factory=lambda: ["A"]
+    )  # the rest: loyalty here, else development
 
 
 def _prescription_rules() -> list[Rule]:
-    return [Rule(column="nps_category", op="==", value="promoter", points=30, reason="NPS promoter"),
-            Rule(column="positive_mentions", op=">=", value=1, points=25, reason="speaks well of us on social media"),
-            Rule(column="mentions", op=">=", value=3, points=10, reason="active on social media"),
-            Rule(column="value_tier", op="==", value="A", points=15, reason="top value tier"),
-            Rule(column="tenure_days", op=">=", value=730, points=10, reason="customer for 2+ years"),
-            Rule(column="responses", op=">=", value=1, points=10, reason="answers our campaigns")]
+    return [
+        Rule(column="nps_category", op="==", value="promoter", points=30, reason="NPS promoter"),
+        Rule(
+            column="positive_mentions",
+            op=">=",
+            value=1,
+            points=25,
+            reason="speaks well of us on social media",
+        ),
+        Rule(column="mentions", op=">=", value=3, points=10, reason="active on social media"),
+        Rule(column="value_tier", op="==", value="A", points=15, reason="top value tier"),
+        Rule(column="tenure_days", op=">=", value=730, points=10, reason="customer for 2+ years"),
+        Rule(column="responses", op=">=", value=1, points=10, reason="answers our campaigns"),
+    ]
 
 
 def _vulnerability_rules() -> list[Rule]:
-    return [Rule(column="mean_days_late", op=">=", value=30, points=25, reason="pays 30+ days late on average"),
-            Rule(column="max_days_overdue", op=">=", value=30, points=20, reason="an invoice overdue 30+ days"),
-            Rule(column="tickets_recent", op=">=", value=2, points=20, reason="ticket spike (2+ in recent months)"),
-            Rule(column="negative_mentions", op=">=", value=1, points=15, reason="negative social mentions"),
-            Rule(column="nps_category", op="==", value="detractor", points=10, reason="NPS detractor"),
-            Rule(column="value_change", op="<=", value=-0.5, points=20, reason="value fell by half or more")]
+    return [
+        Rule(column="mean_days_late", op=">=", value=30, points=25, reason="pays 30+ days late on average"),
+        Rule(column="max_days_overdue", op=">=", value=30, points=20, reason="an invoice overdue 30+ days"),
+        Rule(
+            column="tickets_recent", op=">=", value=2, points=20, reason="ticket spike (2+ in recent months)"
+        ),
+        Rule(column="negative_mentions", op=">=", value=1, points=15, reason="negative social mentions"),
+        Rule(column="nps_category", op="==", value="detractor", points=10, reason="NPS detractor"),
+        Rule(column="value_change", op="<=", value=-0.5, points=20, reason="value fell by half or more"),
+    ]
 
 
 def _channel_consent() -> dict[str, str | None]:
-    return {"email": "consent_email", "sms": "consent_sms", "telemarketing": "consent_phone",
-            "mailing": "consent_mail"}
+    return {
+        "email": "consent_email",
+        "sms": "consent_sms",
+        "telemarketing": "consent_phone",
+        "mailing": "consent_mail",
+    }
 
 
 def _response_rates() -> dict[str, float]:
@@ -125,8 +172,12 @@ def _response_rates() -> dict[str, float]:
 class NboSettings(_Strict):
     offers_file: str = "offers.yaml"  # in params/
     max_offers: int = Field(3, ge=1)
-    channel_consent: dict[str, str | None] = Field(default_factory=_channel_consent)  # null = no consent needed
-    response_rates: dict[str, float] = Field(default_factory=_response_rates)  # when the customer has no history
+    channel_consent: dict[str, str | None] = Field(
+        default_factory=_channel_consent
+    )  # null = no consent needed
+    response_rates: dict[str, float] = Field(
+        default_factory=_response_rates
+    )  # when the customer has no history
     never_min_contacts: int = Field(3, ge=1)  # contacts without a response before a channel counts as "never"
     min_expected_value: float = Field(0.0, ge=0)
 
@@ -134,8 +185,13 @@ class NboSettings(_Strict):
 class SegmentsSettings(_Strict):
     """The `segments:` section of params/default.yaml."""
 
-    tiers: list[Tier] = Field(default_factory=lambda: [Tier(name="A", top_share=0.2), Tier(name="B", top_share=0.5),
-                                                        Tier(name="C", top_share=1.0)])
+    tiers: list[Tier] = Field(
+        default_factory=lambda: [
+            Tier(name="A", top_share=0.2),
+            Tier(name="B", top_share=0.5),
+            Tier(name="C", top_share=1.0),
+        ]
+    )
     no_purchase_tier: str = "C"
     rfm_segments: list[RfmSegment] = Field(default_factory=_rfm_default)
     rfm_other: str = "Others"
@@ -167,7 +223,9 @@ def segments_settings(settings: Any) -> SegmentsSettings:
     try:
         return SegmentsSettings(**(section or {}))
     except ValidationError as exc:
-        raise _explain(Path(getattr(settings, "root", ".")) / "params" / "default.yaml", exc, prefix="segments") from None
+        raise _explain(
+            Path(getattr(settings, "root", ".")) / "params" / "default.yaml", exc, prefix="segments"
+        ) from None
 
 
 # -------------------------------------------------------------------------------------- rule scores
@@ -208,10 +266,14 @@ def rfm_segments(rfm: pd.DataFrame, settings: SegmentsSettings) -> pd.Series:
 # --------------------------------------------------------------------------------------- clusters
 #: Words for a cluster whose mean is high / low on a feature.
 FEATURE_WORDS = {
-    "revenue_12m": ("high spend", "low spend"), "orders_12m": ("frequent buyers", "rare buyers"),
-    "recency_days": ("lapsed", "bought recently"), "aov": ("big baskets", "small baskets"),
-    "top_category_share": ("loyal to one category", "buy across categories"), "tickets": ("many tickets", "few tickets"),
-    "response_rate": ("answer campaigns", "ignore campaigns"), "mean_days_late": ("pay late", "pay early"),
+    "revenue_12m": ("high spend", "low spend"),
+    "orders_12m": ("frequent buyers", "rare buyers"),
+    "recency_days": ("lapsed", "bought recently"),
+    "aov": ("big baskets", "small baskets"),
+    "top_category_share": ("loyal to one category", "buy across categories"),
+    "tickets": ("many tickets", "few tickets"),
+    "response_rate": ("answer campaigns", "ignore campaigns"),
+    "mean_days_late": ("pay late", "pay early"),
 }
 
 
@@ -242,8 +304,11 @@ def choose_k(matrix: np.ndarray, settings: ClusterSettings) -> pd.DataFrame:
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(settings.seed)
-    sample = matrix[rng.choice(len(matrix), settings.silhouette_sample, replace=False)] \
-        if len(matrix) > settings.silhouette_sample else matrix
+    sample = (
+        matrix[rng.choice(len(matrix), settings.silhouette_sample, replace=False)]
+        if len(matrix) > settings.silhouette_sample
+        else matrix
+    )
     rows = []
     with threadpool_limits(limits=1, user_api="openmp"):  # small fits: threads only fight over the cores
         for k in range(settings.k_min, min(settings.k_max, len(sample) - 1) + 1):
@@ -252,8 +317,9 @@ def choose_k(matrix: np.ndarray, settings: ClusterSettings) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def clusters(metrics: pd.DataFrame, settings: ClusterSettings, k: int | None = None
-             ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+def clusters(
+    metrics: pd.DataFrame, settings: ClusterSettings, k: int | None = None
+) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
     """K-means on the standardised buyer features, k by the best silhouette unless given.
 
     Returns the cluster per customer (-1 = no purchase), a profile per cluster (size, feature means,
@@ -288,15 +354,26 @@ def describe_cluster(zrow: pd.Series, at: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------ churn
-CHURN_FEATURES = ["recency_days", "tenure_days", "orders_3m", "orders_6m", "orders_12m", "log_revenue_12m", "log_aov",
-                  "days_between_orders", "recent_share"]
+CHURN_FEATURES = [
+    "recency_days",
+    "tenure_days",
+    "orders_3m",
+    "orders_6m",
+    "orders_12m",
+    "log_revenue_12m",
+    "log_aov",
+    "days_between_orders",
+    "recent_share",
+]
 
 
 def churn_features(orders: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Features of every customer with a purchase up to `cutoff`, from purchase orders only."""
     buy = orders[(orders["kind"] == "purchase") & (orders["date"] <= cutoff)]
     g = buy.groupby("customer_id")
-    out = pd.DataFrame({"first": g["date"].min(), "last": g["date"].max(), "orders": g.size(), "aov": g["amount"].mean()})
+    out = pd.DataFrame(
+        {"first": g["date"].min(), "last": g["date"].max(), "orders": g.size(), "aov": g["amount"].mean()}
+    )
     out["recency_days"] = (cutoff - out["last"]).dt.total_seconds() / 86400
     out["tenure_days"] = (cutoff - out["first"]).dt.total_seconds() / 86400
     for m in (3, 6, 12):
@@ -315,7 +392,9 @@ def churn_label(orders: pd.DataFrame, customers: pd.Index, cutoff: pd.Timestamp,
     """1 when the customer made no purchase in (cutoff, cutoff + months]."""
     end = cutoff + pd.DateOffset(months=months)
     buy = orders[(orders["kind"] == "purchase") & (orders["date"] > cutoff) & (orders["date"] <= end)]
-    return pd.Series((~customers.isin(buy["customer_id"].unique())).astype(int), index=customers, name="churned")
+    return pd.Series(
+        (~customers.isin(buy["customer_id"].unique())).astype(int), index=customers, name="churned"
+    )
 
 
 def churn_training_set(orders: pd.DataFrame, as_of: pd.Timestamp, settings: ChurnSettings) -> pd.DataFrame:
@@ -371,9 +450,15 @@ def evaluate_churn(training: pd.DataFrame, settings: ChurnSettings) -> tuple[dic
     p = model.predict_proba(test[CHURN_FEATURES].to_numpy())[:, 1]
     y = test["churned"].to_numpy()
     observed, predicted = calibration_curve(y, p, n_bins=settings.calibration_bins, strategy="quantile")
-    stats = {"test_cutoff": str(pd.Timestamp(test_cut).date()), "train_rows": int(len(train)),
-             "test_rows": int(len(test)), "base_rate": float(y.mean()), "auc": float(roc_auc_score(y, p)),
-             "brier": float(brier_score_loss(y, p)), "brier_base": float(brier_score_loss(y, np.full(len(y), y.mean())))}
+    stats = {
+        "test_cutoff": str(pd.Timestamp(test_cut).date()),
+        "train_rows": int(len(train)),
+        "test_rows": int(len(test)),
+        "base_rate": float(y.mean()),
+        "auc": float(roc_auc_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "brier_base": float(brier_score_loss(y, np.full(len(y), y.mean()))),
+    }
     return stats, pd.DataFrame({"predicted": predicted, "observed": observed})
 
 
@@ -402,11 +487,16 @@ def strategy(frame: pd.DataFrame, settings: StrategySettings) -> tuple[pd.Series
     strat = np.select([acq, risky | falling, loyal], ["acquisition", "retention", "loyalty"], "development")
     why = np.select(
         [acq, risky, falling, loyal],
-        ["no purchase yet" if settings.acquisition_max_orders == 0 else f"{settings.acquisition_max_orders} purchases or fewer",
-         "churn risk " + (100 * churn).round().astype(int).astype(str) + " %",
-         "tier " + tier.astype(str) + " customer whose relationship is " + trend.astype(str),
-         "tier " + tier.astype(str) + " customer, stable or growing"],
-        "room to grow: tier " + tier.astype(str))
+        [
+            "no purchase yet"
+            if settings.acquisition_max_orders == 0
+            else f"{settings.acquisition_max_orders} purchases or fewer",
+            "churn risk " + (100 * churn).round().astype(int).astype(str) + " %",
+            "tier " + tier.astype(str) + " customer whose relationship is " + trend.astype(str),
+            "tier " + tier.astype(str) + " customer, stable or growing",
+        ],
+        "room to grow: tier " + tier.astype(str),
+    )
     return pd.Series(strat, index=frame.index), pd.Series(why, index=frame.index)
 
 
@@ -420,7 +510,9 @@ class Offer(_Strict):
     product: str | None = None  # catalogue product code
     category: str | None = None
     channels: list[str] = Field(min_length=1)
-    margin: float | None = Field(None, ge=0)  # per conversion; null = catalogue price - unit cost (mean over a category)
+    margin: float | None = Field(
+        None, ge=0
+    )  # per conversion; null = catalogue price - unit cost (mean over a category)
     new_to_customer: bool = True  # category offers: only to customers who have not bought in the category yet
     strategies: list[str] | None = None
     tiers: list[str] | None = None
@@ -461,7 +553,9 @@ def load_offers(path: Path | str) -> list[Offer]:
             raise _explain(path, exc, prefix=f"offers.{i}") from None
     ids = [o.id for o in offers]
     if len(set(ids)) != len(ids):
-        raise ConfigError(f"{path}: offer ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
+        raise ConfigError(
+            f"{path}: offer ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}"
+        )
     return offers
 
 
@@ -475,14 +569,17 @@ def category_affinity(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, 
     b = incidence.to_numpy(float)
     co = b.T @ b
     counts = np.diag(co)
-    cond = pd.DataFrame(co / np.where(counts > 0, counts, 1)[:, None], index=incidence.columns, columns=incidence.columns)
+    cond = pd.DataFrame(
+        co / np.where(counts > 0, counts, 1)[:, None], index=incidence.columns, columns=incidence.columns
+    )
     base = incidence.mean()
     repeat = (per >= 2).groupby(level="category").mean().reindex(incidence.columns).fillna(0.0)
     return incidence, cond, base, repeat
 
 
-def _affinity_table(customer_ids: pd.Index, incidence: pd.DataFrame, cond: pd.DataFrame, base: pd.Series,
-                    repeat: pd.Series) -> pd.DataFrame:
+def _affinity_table(
+    customer_ids: pd.Index, incidence: pd.DataFrame, cond: pd.DataFrame, base: pd.Series, repeat: pd.Series
+) -> pd.DataFrame:
     """Long table customer × category: affinity (probability-like, noisy-OR over owned categories),
     owned flag, and the owned category that drives it most (for the reason)."""
     cats = incidence.columns
@@ -502,11 +599,19 @@ def _affinity_table(customer_ids: pd.Index, incidence: pd.DataFrame, cond: pd.Da
         driver = np.where(better, i, driver)
     names = np.asarray(cats, dtype=object)
     n, c = aff.shape
-    return pd.DataFrame({
-        "customer_id": np.repeat(customer_ids.to_numpy(), c), "category": np.tile(names, n),
-        "affinity": aff.ravel(), "owned": inc.ravel(), "buyer": np.repeat(buyer, c),
-        "driver": np.where(driver.ravel() >= 0, names[np.maximum(driver.ravel(), 0)], None), "driver_p": best.ravel(),
-        "base": np.tile(base.to_numpy(), n), "repeat": np.tile(repeat.to_numpy(), n)})
+    return pd.DataFrame(
+        {
+            "customer_id": np.repeat(customer_ids.to_numpy(), c),
+            "category": np.tile(names, n),
+            "affinity": aff.ravel(),
+            "owned": inc.ravel(),
+            "buyer": np.repeat(buyer, c),
+            "driver": np.where(driver.ravel() >= 0, names[np.maximum(driver.ravel(), 0)], None),
+            "driver_p": best.ravel(),
+            "base": np.tile(base.to_numpy(), n),
+            "repeat": np.tile(repeat.to_numpy(), n),
+        }
+    )
 
 
 def _offer_frame(offers: list[Offer], products: pd.DataFrame | None, lines: pd.DataFrame) -> pd.DataFrame:
@@ -514,21 +619,39 @@ def _offer_frame(offers: list[Offer], products: pd.DataFrame | None, lines: pd.D
     the category's buyers who bought the product."""
     from helpers.errors import ConfigError
 
-    cat = products if products is not None else pd.DataFrame(columns=["source_id", "category", "price", "unit_cost"])
+    cat = (
+        products
+        if products is not None
+        else pd.DataFrame(columns=["source_id", "category", "price", "unit_cost"])
+    )
     cat = cat.assign(unit_margin=cat["price"] - cat["unit_cost"])
     rows = []
     for o in offers:
         if o.product is not None:
             hit = cat[cat["source_id"] == o.product]
             category = hit["category"].iloc[0] if len(hit) else None
-            margin = o.margin if o.margin is not None else (hit["unit_margin"].iloc[0] if len(hit) else np.nan)
+            margin = (
+                o.margin if o.margin is not None else (hit["unit_margin"].iloc[0] if len(hit) else np.nan)
+            )
         else:
             category = o.category
-            margin = o.margin if o.margin is not None else cat.loc[cat["category"] == o.category, "unit_margin"].mean()
+            margin = (
+                o.margin
+                if o.margin is not None
+                else cat.loc[cat["category"] == o.category, "unit_margin"].mean()
+            )
         if margin is None or not np.isfinite(margin):
             raise ConfigError(f"offer {o.id!r}: no `margin` given and the product catalogue cannot give one")
-        rows.append({"offer_id": o.id, "offer_name": o.name, "product": o.product, "category": category,
-                     "margin": float(margin), "offer": o})
+        rows.append(
+            {
+                "offer_id": o.id,
+                "offer_name": o.name,
+                "product": o.product,
+                "category": category,
+                "margin": float(margin),
+                "offer": o,
+            }
+        )
     frame = pd.DataFrame(rows)
     buy = lines[lines["amount"] > 0]
     cat_buyers = buy.groupby("category")["customer_id"].nunique()
@@ -540,7 +663,11 @@ def _offer_frame(offers: list[Offer], products: pd.DataFrame | None, lines: pd.D
 
 def _eligible(cand: pd.DataFrame, offer: Offer) -> np.ndarray:
     ok = np.ones(len(cand), dtype=bool)
-    for col, allowed in (("strategy", offer.strategies), ("value_tier", offer.tiers), ("party_type", offer.party_types)):
+    for col, allowed in (
+        ("strategy", offer.strategies),
+        ("value_tier", offer.tiers),
+        ("party_type", offer.party_types),
+    ):
         if allowed is not None:
             ok &= cand[col].isin(allowed).to_numpy()
     orders = cand["orders_lifetime"].fillna(0).to_numpy()
@@ -550,9 +677,17 @@ def _eligible(cand: pd.DataFrame, offer: Offer) -> np.ndarray:
     return ok
 
 
-def next_best_offers(customers: pd.DataFrame, profile: pd.DataFrame, lines: pd.DataFrame, offers: list[Offer],
-                     settings: NboSettings, *, products: pd.DataFrame | None = None,
-                     feedback: pd.DataFrame | None = None, currency: str = "EUR") -> pd.DataFrame:
+def next_best_offers(
+    customers: pd.DataFrame,
+    profile: pd.DataFrame,
+    lines: pd.DataFrame,
+    offers: list[Offer],
+    settings: NboSettings,
+    *,
+    products: pd.DataFrame | None = None,
+    feedback: pd.DataFrame | None = None,
+    currency: str = "EUR",
+) -> pd.DataFrame:
     """Up to `max_offers` offers per customer, ranked by expected value = propensity × margin.
 
     propensity = affinity of the customer to the offer's category (noisy-OR of P(category | each
@@ -570,16 +705,29 @@ def next_best_offers(customers: pd.DataFrame, profile: pd.DataFrame, lines: pd.D
 
     unknown = sorted({ch for o in offers for ch in o.channels} - set(settings.channel_consent))
     if unknown:
-        raise ConfigError(f"offers use channel(s) {unknown} missing from segments.nbo.channel_consent "
-                          f"(declare the consent flag each channel needs, or null)")
+        raise ConfigError(
+            f"offers use channel(s) {unknown} missing from segments.nbo.channel_consent "
+            f"(declare the consent flag each channel needs, or null)"
+        )
     base_cols = ["customer_id", "party_type", *[c for c in set(settings.channel_consent.values()) if c]]
     cand = customers[[c for c in base_cols if c in customers]].merge(
-        profile[["customer_id", "orders_lifetime", "value_tier", "strategy"]], on="customer_id", how="left")
+        profile[["customer_id", "orders_lifetime", "value_tier", "strategy"]], on="customer_id", how="left"
+    )
     if "party_type" not in cand:
         cand["party_type"] = None
     ids = pd.Index(cand["customer_id"])
-    cols = ["customer_id", "rank", "offer_id", "offer_name", "target", "channel", "propensity", "margin",
-            "expected_value", "reason"]
+    cols = [
+        "customer_id",
+        "rank",
+        "offer_id",
+        "offer_name",
+        "target",
+        "channel",
+        "propensity",
+        "margin",
+        "expected_value",
+        "reason",
+    ]
     if not (lines["amount"] > 0).any():  # no purchase history: no affinities to rank offers by
         return pd.DataFrame(columns=cols)
     incidence, cond, base, repeat = category_affinity(lines)
@@ -590,7 +738,9 @@ def next_best_offers(customers: pd.DataFrame, profile: pd.DataFrame, lines: pd.D
     required = incidence.reindex(ids, fill_value=False)
 
     parts = []
-    for row in offer_frame.itertuples(index=False):  # a loop over offers (a handful), vectorised over customers
+    for row in offer_frame.itertuples(
+        index=False
+    ):  # a loop over offers (a handful), vectorised over customers
         o: Offer = row.offer
         ok = _eligible(cand, o)
         if o.requires_categories:
@@ -609,7 +759,11 @@ def next_best_offers(customers: pd.DataFrame, profile: pd.DataFrame, lines: pd.D
         for col in ("owned", "buyer", "driver", "driver_p", "base", "repeat"):
             part[col] = sel[col].to_numpy()
         part["offer_id"], part["offer_name"], part["target"] = o.id, o.name, o.product or o.category
-        part["category"], part["margin"], part["kind"] = row.category, row.margin, "product" if o.product else "category"
+        part["category"], part["margin"], part["kind"] = (
+            row.category,
+            row.margin,
+            "product" if o.product else "category",
+        )
         part["channels"] = [o.channels] * len(part)
         parts.append(part)
     if not parts:
@@ -620,8 +774,14 @@ def next_best_offers(customers: pd.DataFrame, profile: pd.DataFrame, lines: pd.D
     flags = cand.set_index("customer_id")
     for ch, col in settings.channel_consent.items():
         on = (cands["channel"] == ch).to_numpy()
-        if col is not None and on.any():  # only an explicit True allows a channel; no flag at all = no consent
-            given = flags[col].reindex(cands.loc[on, "customer_id"]) if col in flags else pd.Series(pd.NA, index=range(on.sum()))
+        if (
+            col is not None and on.any()
+        ):  # only an explicit True allows a channel; no flag at all = no consent
+            given = (
+                flags[col].reindex(cands.loc[on, "customer_id"])
+                if col in flags
+                else pd.Series(pd.NA, index=range(on.sum()))
+            )
             allowed[on] = given.astype("boolean").fillna(False).to_numpy(bool)
     cands["rate"] = cands["channel"].map(settings.response_rates).astype(float)
     cands["history"] = ""
@@ -634,17 +794,26 @@ def next_best_offers(customers: pd.DataFrame, profile: pd.DataFrame, lines: pd.D
         contacts, responses = hist["contacts"].to_numpy(float), hist["responses"].to_numpy(float)
         allowed &= ~((contacts >= settings.never_min_contacts) & (responses == 0))
         has = ~np.isnan(contacts)
-        cands.loc[has, "history"] = ("answered " + pd.Series(responses[has]).astype(int).astype(str).to_numpy()
-                                     + " of " + pd.Series(contacts[has]).astype(int).astype(str).to_numpy()
-                                     + " contacts")
+        cands.loc[has, "history"] = (
+            "answered "
+            + pd.Series(responses[has]).astype(int).astype(str).to_numpy()
+            + " of "
+            + pd.Series(contacts[has]).astype(int).astype(str).to_numpy()
+            + " contacts"
+        )
     cands = cands[allowed & cands["rate"].notna().to_numpy()]
     cands["propensity"] = cands["affinity"] * cands["rate"]
     cands["expected_value"] = cands["propensity"] * cands["margin"]
     cands = cands[cands["expected_value"] > settings.min_expected_value]
     # best channel per customer × offer, then the best offers per customer
-    cands = cands.sort_values(["customer_id", "offer_id", "expected_value", "channel"],
-                              ascending=[True, True, False, True], kind="stable").drop_duplicates(["customer_id", "offer_id"])
-    cands = cands.sort_values(["customer_id", "expected_value", "offer_id"], ascending=[True, False, True], kind="stable")
+    cands = cands.sort_values(
+        ["customer_id", "offer_id", "expected_value", "channel"],
+        ascending=[True, True, False, True],
+        kind="stable",
+    ).drop_duplicates(["customer_id", "offer_id"])
+    cands = cands.sort_values(
+        ["customer_id", "expected_value", "offer_id"], ascending=[True, False, True], kind="stable"
+    )
     cands["rank"] = cands.groupby("customer_id").cumcount() + 1
     top = cands[cands["rank"] <= settings.max_offers].reset_index(drop=True)
     top["reason"] = _reasons(top, currency)
@@ -659,13 +828,36 @@ def _reasons(top: pd.DataFrame, currency: str) -> pd.Series:
     """Why this offer, in words: the category signal, the channel, the value."""
     cat = top["category"].astype(str)
     why = np.select(
-        [top["owned"].fillna(False).astype(bool), top["buyer"].fillna(False).astype(bool) & top["driver"].notna()],
-        ["buys " + cat + " again (" + _pct(top["repeat"].fillna(0)) + " of its buyers do)",
-         "buyers of " + top["driver"].astype(str) + " also buy " + cat + " (" + _pct(top["driver_p"].fillna(0)) + ")"],
-        cat + " is bought by " + _pct(top["base"].fillna(0)) + " of customers")
+        [
+            top["owned"].fillna(False).astype(bool),
+            top["buyer"].fillna(False).astype(bool) & top["driver"].notna(),
+        ],
+        [
+            "buys " + cat + " again (" + _pct(top["repeat"].fillna(0)) + " of its buyers do)",
+            "buyers of "
+            + top["driver"].astype(str)
+            + " also buy "
+            + cat
+            + " ("
+            + _pct(top["driver_p"].fillna(0))
+            + ")",
+        ],
+        cat + " is bought by " + _pct(top["base"].fillna(0)) + " of customers",
+    )
     product = np.where(top["target"] != top["category"], top["offer_name"].astype(str) + ": ", "")
-    channel = np.where(top["history"] != "", "via " + top["channel"] + " (" + top["history"] + ")",
-                       "via " + top["channel"] + " (typical response " + (100 * top["rate"]).round(1).astype(str) + " %)")
-    value = ("margin " + top["margin"].round(0).astype(int).astype(str) + " " + currency + ", expected "
-             + top["expected_value"].round(2).astype(str) + " " + currency)
+    channel = np.where(
+        top["history"] != "",
+        "via " + top["channel"] + " (" + top["history"] + ")",
+        "via " + top["channel"] + " (typical response " + (100 * top["rate"]).round(1).astype(str) + " %)",
+    )
+    value = (
+        "margin "
+        + top["margin"].round(0).astype(int).astype(str)
+        + " "
+        + currency
+        + ", expected "
+        + top["expected_value"].round(2).astype(str)
+        + " "
+        + currency
+    )
     return pd.Series(product + why + "; " + channel + "; " + value, index=top.index)

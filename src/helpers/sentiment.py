@@ -32,20 +32,110 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Opinion words in customer texts, accents removed: stems match the start of a word, words match whole.
 POSITIVE_STEMS: tuple[str, ...] = (
-    "encant", "genial", "perfect", "excelent", "estupend", "fantastic", "maravill", "recomiend",
-    "recomendabl", "mejor", "buen", "amabl", "rapid", "gracias", "agradec", "felic", "feliz", "content",
-    "satisfech", "increibl", "guap", "bonit", "comod", "facil", "eficaz", "profesional", "atent", "chul",
-    "ideal", "funciona", "repetir", "repeti", "acert", "impecabl", "fenomenal", "gust", "volver", "vuelvo",
+    "encant",
+    "genial",
+    "perfect",
+    "excelent",
+    "estupend",
+    "fantastic",
+    "maravill",
+    "recomiend",
+    "recomendabl",
+    "mejor",
+    "buen",
+    "amabl",
+    "rapid",
+    "gracias",
+    "agradec",
+    "felic",
+    "feliz",
+    "content",
+    "satisfech",
+    "increibl",
+    "guap",
+    "bonit",
+    "comod",
+    "facil",
+    "eficaz",
+    "profesional",
+    "atent",
+    "chul",
+    "ideal",
+    "funciona",
+    "repetir",
+    "repeti",
+    "acert",
+    "impecabl",
+    "fenomenal",
+    "gust",
+    "volver",
+    "vuelvo",
 )
 POSITIVE_WORDS: frozenset[str] = frozenset({"top", "util", "utiles", "bien", "ok", "guay"})
 NEGATIVE_STEMS: tuple[str, ...] = (
-    "pesim", "horribl", "terribl", "fatal", "decepci", "defectu", "queja", "quej", "reclam", "nadie",
-    "tarde", "tarda", "tardo", "retras", "esperando", "estafa", "verguenz", "lament", "peor", "lent", "problem", "error",
-    "averi", "cobr", "reembols", "devolv", "devoluc", "cancel", "enfad", "hart", "indign", "desastr",
-    "abus", "engan", "sucio", "incomplet", "danad", "falta", "ignor", "inutil", "molest", "rompi",
+    "pesim",
+    "horribl",
+    "terribl",
+    "fatal",
+    "decepci",
+    "defectu",
+    "queja",
+    "quej",
+    "reclam",
+    "nadie",
+    "tarde",
+    "tarda",
+    "tardo",
+    "retras",
+    "esperando",
+    "estafa",
+    "verguenz",
+    "lament",
+    "peor",
+    "lent",
+    "problem",
+    "error",
+    "averi",
+    "cobr",
+    "reembols",
+    "devolv",
+    "devoluc",
+    "cancel",
+    "enfad",
+    "hart",
+    "indign",
+    "desastr",
+    "abus",
+    "engan",
+    "sucio",
+    "incomplet",
+    "danad",
+    "falta",
+    "ignor",
+    "inutil",
+    "molest",
+    "rompi",
 )
-NEGATIVE_WORDS: frozenset[str] = frozenset({"mal", "mala", "malo", "malas", "malos", "roto", "rota", "rotos",
-                                            "rotas", "caro", "cara", "caros", "caras", "timo", "nunca", "jamas"})
+NEGATIVE_WORDS: frozenset[str] = frozenset(
+    {
+        "mal",
+        "mala",
+        "malo",
+        "malas",
+        "malos",
+        "roto",
+        "rota",
+        "rotos",
+        "rotas",
+        "caro",
+        "cara",
+        "caros",
+        "caras",
+        "timo",
+        "nunca",
+        "jamas",
+    }
+)
 POSITIVE_EMOJI = "👍😍❤😊🙂👏🥰😀😃😄🤩💯⭐✨🙌"
 NEGATIVE_EMOJI = "😡😠👎😞😤😢😭🤬💩😒🙁☹😩"
 NEGATORS = frozenset({"no", "nunca", "sin", "ni", "jamas", "tampoco"})
@@ -127,8 +217,10 @@ def resolve_method(settings: SentimentSettings) -> str:
         return settings.method
     if model_available():
         return "model"
-    warnings.warn("sentiment-analysis-spanish is not installed: scoring sentiment with the built-in lexicon",
-                  stacklevel=2)
+    warnings.warn(
+        "sentiment-analysis-spanish is not installed: scoring sentiment with the built-in lexicon",
+        stacklevel=2,
+    )
     return "lexicon"
 
 
@@ -154,8 +246,11 @@ def polarity(texts: pd.Series, settings: SentimentSettings | None = None) -> pd.
 def label(polarities: pd.Series, settings: SentimentSettings | None = None) -> pd.Series:
     """positive / negative / neutral from polarity thresholds (NaN stays missing)."""
     settings = settings or SentimentSettings()
-    lab = np.where(polarities > settings.positive_above, "positive",
-                   np.where(polarities < settings.negative_below, "negative", "neutral"))
+    lab = np.where(
+        polarities > settings.positive_above,
+        "positive",
+        np.where(polarities < settings.negative_below, "negative", "neutral"),
+    )
     return pd.Series(lab, index=polarities.index, dtype="string").where(polarities.notna())
 
 
@@ -164,4 +259,6 @@ def score(texts: pd.Series, settings: SentimentSettings | None = None) -> pd.Dat
     settings = settings or SentimentSettings()
     method = resolve_method(settings)
     pol = polarity(texts, settings.model_copy(update={"method": method}))
-    return pd.DataFrame({"polarity": pol, "sentiment": label(pol, settings), "method": method}, index=texts.index)
+    return pd.DataFrame(
+        {"polarity": pol, "sentiment": label(pol, settings), "method": method}, index=texts.index
+    )

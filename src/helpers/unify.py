@@ -168,28 +168,32 @@ def _default_blocking() -> list[BlockingPass]:
         {"name": "phone", "keys": ["phone"]},
         {"name": "iban", "keys": ["iban"]},
         {"name": "email_local_part", "keys": ["email_local"], "max_block_size": 20},
-        # two of the three name parts (a typo in the third still pairs), phonetic
-        {"name": "given_surname_1", "keys": ["given_phonetic", "family_1_phonetic"], "max_block_size": 50},
-        {"name": "given_surname_2", "keys": ["given_phonetic", "family_2_phonetic"], "max_block_size": 50},
-        {"name": "surnames_initial", "keys": ["surnames_phonetic", "given_initial"], "max_block_size": 50},
+        {"name": "full_name", "keys": ["name_phonetic"], "max_block_size": 100},
+        # two of the three name parts (a typo or a gap in the third still pairs), phonetic
+        {"name": "given_surname_1", "keys": ["given_phonetic", "family_1_phonetic"], "max_block_size": 30},
+        {"name": "given_surname_2", "keys": ["given_phonetic", "family_2_phonetic"], "max_block_size": 30},
+        {"name": "surnames_initial", "keys": ["surnames_phonetic", "given_initial"], "max_block_size": 30},
         {"name": "name_postcode", "keys": ["given_phonetic", "family_1_phonetic", "postcode"]},
-        {"name": "given_postcode", "keys": ["given_phonetic", "postcode"]},
+        {"name": "given_postcode", "keys": ["given_phonetic", "postcode"], "max_block_size": 20},
         {"name": "address_initial", "keys": ["address", "given_initial"]},
         {"name": "surname_birth_date", "keys": ["family_1_phonetic", "birth_date"]},
         {"name": "given_birth_date", "keys": ["given_phonetic", "birth_date"]},
         {"name": "company_name", "keys": ["org_name"]},
         {"name": "company_postcode", "keys": ["org_phonetic", "postcode"]},
+        # typos anywhere in the name: neighbours in name order (each record with the next 2)
         {
             "name": "sorted_surnames_given",
             "keys": ["name_sort"],
             "method": "sorted_neighbourhood",
-            "window": 5,
+            "unit": "records",
+            "window": 3,
         },
         {
             "name": "sorted_given_surnames",
             "keys": ["given_sort"],
             "method": "sorted_neighbourhood",
-            "window": 5,
+            "unit": "records",
+            "window": 3,
         },
     ]
     return [BlockingPass(**r) for r in rows]
@@ -294,48 +298,82 @@ def source_records(parties: pd.DataFrame) -> pd.DataFrame:
 
     Adds `n_rows` and `record_ids` ("|"-joined staged record ids, oldest first). Sorted by (source,
     source_id), which makes everything downstream deterministic. A row without source_id is its own
-    record (source_id "row:<record_id>"). Text columns are stored as Arrow strings (compact at scale).
+    record (source_id "row:<record_id>"). Text columns are stored as Arrow strings (compact at scale);
+    values are moved by position, never through Python objects.
     """
     if "source_id" not in parties or "source" not in parties:
         raise ValueError("parties need the columns 'source' and 'source_id'")
-    source = parties["source"].astype(str)
-    source_id = parties["source_id"].astype("string")
+    n = len(parties)
+    source = parties["source"].astype("string[pyarrow]")
+    source_id = parties["source_id"].astype("string[pyarrow]")
     if source_id.isna().any():
-        fill = (
-            "row:" + parties["record_id"].astype(str)
+        fill = "row:" + (
+            parties["record_id"].astype("string[pyarrow]")
             if "record_id" in parties
-            else "row:" + pd.Series(np.arange(len(parties)), index=parties.index).astype(str)
+            else pd.Series(np.arange(n), index=parties.index).astype("string[pyarrow]")
         )
         source_id = source_id.fillna(fill)
-    df = parties.assign(source=source.to_numpy(), source_id=source_id.astype(str).to_numpy())
-    dup = df.duplicated(KEY, keep=False).to_numpy()
-    single = df.loc[~dup].copy()
-    single["n_rows"] = 1
-    if "record_id" in df:
-        single["record_ids"] = single["record_id"].astype(str)
-    parts = [single]
-    if dup.any():
-        multi = df.loc[dup]
-        order = [c for c in ("updated_at", "created_at", "row_number") if c in multi]
-        multi = multi.sort_values(order, kind="stable", na_position="first") if order else multi
-        grouped = multi.groupby(KEY, sort=False)
-        value_cols = [c for c in multi.columns if c not in KEY]
-        collapsed = grouped[value_cols].last()
-        if "created_at" in multi:
-            collapsed["created_at"] = grouped["created_at"].min()
-        collapsed["n_rows"] = grouped.size()
-        if "record_id" in multi:
-            collapsed["record_ids"] = grouped["record_id"].agg(lambda ids: "|".join(map(str, ids)))
-        parts.append(collapsed.reset_index())
-    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else single
-    out = out.sort_values(KEY, kind="stable").reset_index(drop=True)
-    for c in out.columns:
-        if out[c].dtype == object and c not in ("n_rows",):
-            kinds = pd.api.types.infer_dtype(out[c], skipna=True)
-            if kinds in ("string", "empty"):
-                out[c] = out[c].astype("string[pyarrow]")
-    out.index.name = "rid"
-    return out
+    group = (
+        pd.DataFrame({"s": source.to_numpy(), "i": source_id.to_numpy()})
+        .groupby(["s", "i"], sort=True)
+        .ngroup()
+    )
+    group = group.to_numpy(np.int64)
+    n_groups = int(group.max()) + 1 if n else 0
+
+    def ns(column: str) -> np.ndarray:  # timestamps as int64, NaT first
+        if column not in parties:
+            return np.zeros(n, dtype=np.int64)
+        return pd.to_datetime(parties[column], errors="coerce").to_numpy("datetime64[ns]").astype(np.int64)
+
+    tiebreak = parties["row_number"].to_numpy() if "row_number" in parties else np.arange(n)
+    order = np.lexsort((tiebreak, ns("created_at"), ns("updated_at"), group))
+    g_sorted = group[order]
+    out: dict[str, Any] = {}
+    for c in parties.columns:
+        if c == "source":
+            data = source
+        elif c == "source_id":
+            data = source_id
+        else:
+            data = parties[c]
+        values = data.array if isinstance(data.dtype, pd.api.extensions.ExtensionDtype) else data.to_numpy()
+        if c in ("source", "source_id"):
+            take = order[np.r_[g_sorted[1:] != g_sorted[:-1], True]] if n else order
+        else:
+            valid = data.notna().to_numpy()[order]
+            pos = np.flatnonzero(valid)
+            g_valid = g_sorted[pos]
+            take = np.full(n_groups, -1, dtype=np.int64)
+            if c == "created_at":  # the earliest creation
+                created = pd.to_datetime(parties[c], errors="coerce").to_numpy("datetime64[ns]")
+                earliest = pd.Series(created[order][pos]).groupby(g_valid).min()
+                out[c] = pd.Series(pd.NaT, index=range(n_groups), dtype="datetime64[ns]")
+                out[c].iloc[earliest.index.to_numpy()] = earliest.to_numpy()
+                continue
+            lasts = np.r_[g_valid[1:] != g_valid[:-1], True] if len(pos) else np.zeros(0, bool)
+            take[g_valid[lasts]] = order[pos[lasts]]
+        out[c] = pd.api.extensions.take(values, take, allow_fill=True)
+    records = pd.DataFrame(out)
+    records["n_rows"] = np.bincount(group, minlength=n_groups)
+    if "record_id" in parties:
+        ids = parties["record_id"].astype("string[pyarrow]")
+        single = records["n_rows"].to_numpy() == 1
+        joined = pd.Series(pd.NA, index=records.index, dtype="string[pyarrow]")
+        joined[single] = records.loc[single, "record_id"].astype("string[pyarrow]")
+        multi_rows = order[~single[g_sorted]]
+        if len(multi_rows):
+            parts = pd.Series(ids.to_numpy()[multi_rows]).groupby(group[multi_rows], sort=True)
+            joined[np.flatnonzero(~single)] = parts.agg(lambda x: "|".join(map(str, x))).to_numpy()
+        records["record_ids"] = joined
+    for c in records.columns:
+        if records[c].dtype == object and pd.api.types.infer_dtype(records[c], skipna=True) in (
+            "string",
+            "empty",
+        ):
+            records[c] = records[c].astype("string[pyarrow]")
+    records.index.name = "rid"
+    return records
 
 
 # --------------------------------------------------------------------------------------------------
@@ -620,8 +658,8 @@ def assign_ids(
     """
     members = pd.DataFrame(
         {
-            "source": records["source"].astype(str).to_numpy(),
-            "source_id": records["source_id"].astype(str).to_numpy(),
+            "source": records["source"].astype("string[pyarrow]").array,
+            "source_id": records["source_id"].astype("string[pyarrow]").array,
             "cluster": clusters.to_numpy(),
         }
     )
@@ -644,7 +682,7 @@ def assign_ids(
     assigned: dict[int, str] = {}
     overlap = pd.DataFrame(columns=["cluster", "customer_id", "n"])
     if previous_crosswalk is not None and len(previous_crosswalk):
-        prev = previous_crosswalk[["source", "source_id", "customer_id"]].astype(str)
+        prev = previous_crosswalk[["source", "source_id", "customer_id"]].astype("string[pyarrow]")
         joined = members.merge(prev, on=KEY, how="inner")
         overlap = joined.groupby(["cluster", "customer_id"]).size().rename("n").reset_index()
         overlap["num"] = _id_number(overlap["customer_id"], prefix).fillna(np.inf)
@@ -665,7 +703,7 @@ def assign_ids(
     fresh = first_of[~first_of.index.isin(list(assigned))].sort_values(kind="stable")
     new_ids = {int(c): f"{prefix}{counter + i:0{digits}d}" for i, c in enumerate(fresh.index)}
     cluster_id = {**assigned, **new_ids}
-    members["customer_id"] = members["cluster"].map(cluster_id)
+    members["customer_id"] = pd.array(members["cluster"].map(cluster_id).to_numpy(), dtype="string[pyarrow]")
     crosswalk = members[["source", "source_id", "customer_id"]].copy()
 
     log = []
@@ -745,7 +783,7 @@ _VALID = {
 def _validity(values: pd.Series, field_name: str) -> np.ndarray:
     """0 = valid, 1 = present but failing the field's format check."""
     if field_name in _VALID:
-        ok = values.astype("string").str.match(_VALID[field_name]).fillna(False).to_numpy(bool)
+        ok = values.astype("string[pyarrow]").str.match(_VALID[field_name]).fillna(False).to_numpy(bool)
         return np.where(ok, 0, 1)
     if field_name == "birth_date":
         d = pd.to_datetime(values, errors="coerce")
@@ -797,7 +835,8 @@ def golden_records(
     units += [(f, [f]) for f in present if f not in grouped]
 
     columns: dict[str, Any] = {"customer_id": cust_ids}
-    prov_parts = []
+    field_names = [f for _, fields in units for f in fields]
+    prov: dict[str, list] = {"cust": [], "field": [], "row": [], "rule": [], "why": []}
     for unit, fields in units:
         rules = surv.field_rules.get(unit, surv.default_rules)
         primary = fields[0]
@@ -860,24 +899,17 @@ def golden_records(
         )
         take = np.full(len(cust_ids), -1, dtype=np.int64)
         take[customers_of] = win_rows
+        rule_code = pd.Categorical(rule, categories=RULES).codes
         for f in fields:
             col = rec[f]
             data = col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
             columns[f] = pd.api.extensions.take(data, take, allow_fill=True)
             ok = notna[f][win_rows]
-            prov_parts.append(
-                pd.DataFrame(
-                    {
-                        "customer_id": cust_ids[customers_of[ok]],
-                        "field": f,
-                        "value": _as_text(rec[f].iloc[win_rows[ok]]),
-                        "source": source[win_rows[ok]],
-                        "source_id": rec["source_id"].iloc[win_rows[ok]].to_numpy(),
-                        "rule": rule[ok],
-                        "why": why[ok],
-                    }
-                )
-            )
+            prov["cust"].append(customers_of[ok])
+            prov["field"].append(np.full(int(ok.sum()), field_names.index(f), dtype=np.int16))
+            prov["row"].append(win_rows[ok])
+            prov["rule"].append(rule_code[ok])
+            prov["why"].append(why[ok])
     customers = pd.DataFrame(columns)
     if "created_at" in rec:
         customers["created_at"] = (
@@ -904,21 +936,64 @@ def golden_records(
         name = str(src_names[code])
         sources = np.where(hit, np.where(sources == "", name, sources + "," + name), sources)
     customers["sources"] = pd.array(sources, dtype="string[pyarrow]")
-    if prov_parts:
-        provenance = pd.concat(prov_parts, ignore_index=True)
-        order = np.lexsort(
-            (provenance["field"].to_numpy(dtype=str), provenance["customer_id"].to_numpy(dtype=str))
-        )
-        provenance = provenance.iloc[order].reset_index(drop=True)
-        for col in ("customer_id", "source_id"):
-            provenance[col] = provenance[col].astype("string[pyarrow]")
-        for col in ("field", "source", "rule", "why"):
-            provenance[col] = provenance[col].astype("category")
-    else:
-        provenance = pd.DataFrame(
-            columns=["customer_id", "field", "value", "source", "source_id", "rule", "why"]
-        )
+    provenance = _provenance(
+        rec,
+        prov,
+        field_names,
+        cust_ids,
+        source_ids=rec["source_id"],
+        src_code=src_code,
+        src_names=np.asarray(src_names, dtype=object),
+    )
     return customers, provenance
+
+
+RULES = ["validity", "trust", "recency", "completeness", "frequency", "only_value", "agreement", "tie_break"]
+
+
+def _provenance(
+    rec: pd.DataFrame,
+    prov: dict[str, list],
+    field_names: list[str],
+    cust_ids: np.ndarray,
+    *,
+    source_ids: pd.Series,
+    src_code: np.ndarray,
+    src_names: np.ndarray,
+) -> pd.DataFrame:
+    """The provenance table from integer parts: sorted by customer and field, text as Arrow strings and
+    categoricals (millions of rows at scale stay small)."""
+    columns = ["customer_id", "field", "value", "source", "source_id", "rule", "why"]
+    if not prov["cust"] or not sum(len(c) for c in prov["cust"]):
+        return pd.DataFrame({c: pd.Series(dtype="string[pyarrow]") for c in columns})
+    cust = np.concatenate(prov["cust"])
+    fld = np.concatenate(prov["field"])
+    row = np.concatenate(prov["row"])
+    rule = np.concatenate(prov["rule"])
+    why = pd.api.types.union_categoricals(prov["why"])
+    order = np.lexsort((fld, cust))
+    cust, fld, row, rule = cust[order], fld[order], row[order], rule[order]
+    why = why.take(order)
+    positions, texts = [], []
+    for k, f in enumerate(field_names):  # one text conversion per field, taken where the field won
+        sel = np.flatnonzero(fld == k)
+        if len(sel):
+            positions.append(sel)
+            texts.append(_as_text(rec[f].iloc[row[sel]]))
+    where = np.empty(len(row), dtype=np.int64)
+    where[np.concatenate(positions)] = np.arange(len(row))
+    value = pd.concat([pd.Series(t) for t in texts], ignore_index=True).array.take(where)
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Categorical.from_codes(cust, categories=pd.Index(cust_ids, dtype=object)),
+            "field": pd.Categorical.from_codes(fld, categories=field_names),
+            "value": value,
+            "source": pd.Categorical.from_codes(src_code[row], categories=src_names),
+            "source_id": source_ids.astype("string[pyarrow]").array.take(row),
+            "rule": pd.Categorical.from_codes(rule, categories=RULES),
+            "why": why,
+        }
+    )
 
 
 def _as_text(values: pd.Series) -> pd.arrays.ArrowStringArray:
@@ -943,17 +1018,13 @@ def _why(
     """A short explanation per winning value, formatted once per distinct (rule, sources, ranks, count)."""
     if len(rule) == 0:
         return pd.Categorical([])
-    combo = pd.DataFrame(
-        {
-            "rule": rule,
-            "w": src_w,
-            "r": src_r,
-            "tw": trust_w,
-            "tr": trust_r,
-            "n": np.where(rule == "agreement", n_cand, 0),
-        }
-    )
-    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(combo))
+    parts = [rule, src_w, src_r, trust_w, trust_r, np.where(rule == "agreement", n_cand, 0)]
+    key = np.zeros(len(rule), dtype=np.int64)
+    for part in parts:  # one integer per combination, from small codes (no tuples at scale)
+        codes_p, uniq_p = pd.factorize(part)
+        key = key * (len(uniq_p) + 1) + codes_p
+    _, first_rows, codes = np.unique(key, return_index=True, return_inverse=True)
+    uniq = list(zip(*(np.asarray(p)[first_rows] for p in parts), strict=True))
     texts = []
     for rl, w, r, tw, tr, k in uniq:
         win, lose = str(names[w]), (str(names[r]) if r >= 0 else "")
@@ -1173,13 +1244,20 @@ def review_queue(
     ra, rb = sel["rid_a"].to_numpy(), sel["rid_b"].to_numpy()
     for f in REVIEW_FIELDS:
         if f in records:
-            out[f"{f}_a"] = records[f].to_numpy()[ra]
-            out[f"{f}_b"] = records[f].to_numpy()[rb]
+            out[f"{f}_a"] = _take(records[f], ra)
+            out[f"{f}_b"] = _take(records[f], rb)
     out["decision"] = ""
     out["note"] = ""
     # most uncertain first (closest to even odds), stable for equal scores
     out = out.iloc[np.argsort(np.abs(out["match_weight"].to_numpy()), kind="stable")].reset_index(drop=True)
     return out
+
+
+def _take(column: pd.Series, rows: np.ndarray):
+    """Values at positions, staying Arrow-backed when the column is (no Python string per row)."""
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return column.array.take(rows)
+    return column.to_numpy()[rows]
 
 
 def decisions_template(review: pd.DataFrame) -> pd.DataFrame:
@@ -1335,6 +1413,7 @@ def link(
     clock = [time.perf_counter()]
 
     def done(step: str) -> None:
+        _release_arrow_memory()
         now = time.perf_counter()
         timings[step] = round(now - clock[0], 3)
         clock[0] = now
@@ -1343,6 +1422,8 @@ def link(
             bar.update(1)
 
     records = source_records(parties)
+    n_party_rows = len(parties)
+    del parties  # a caller that passes the frame without keeping it frees it here (~1 GB at 1M rows)
     done("source records")
     prep = prepare(records)
     records, corrected = _company_corrections(records, prep)
@@ -1365,7 +1446,7 @@ def link(
     if previous_crosswalk is not None and len(previous_crosswalk):
         before = _previous_ids(records, previous_crosswalk)
         pa, pb = before[lo], before[hi]
-        known = (pa != "") & (pb != "")
+        known = (pa >= 0) & (pb >= 0)
         low, high = settings.stability_band
         together, apart = known & (pa == pb), known & (pa != pb)
         stickiness["kept_by_hysteresis"] = int((together & ~match & (probability >= low)).sum())
@@ -1412,7 +1493,7 @@ def link(
     crosswalk["n_rows"] = records["n_rows"].to_numpy() if "n_rows" in records else 1
     if "record_ids" in records:
         crosswalk["record_ids"] = records["record_ids"].to_numpy()
-    cid = crosswalk["customer_id"].to_numpy()
+    cid = pd.factorize(crosswalk["customer_id"])[0]  # codes: compare customers without strings
     pairs["same_customer"] = cid[pairs["rid_a"].to_numpy()] == cid[pairs["rid_b"].to_numpy()]
     done("ids")
     customers, provenance = golden_records(records, crosswalk, trust_ranks, settings)
@@ -1422,10 +1503,10 @@ def link(
     if bar is not None:
         bar.close()
     out_records = records.copy()
-    out_records["customer_id"] = cid
+    out_records["customer_id"] = crosswalk["customer_id"].array
     true_edges = int(candidates["match"].sum())
     stats = {
-        "parties_rows": len(parties),
+        "parties_rows": n_party_rows,
         "source_records": len(records),
         "candidate_pairs": len(candidates),
         "pairs_kept": len(pairs),
@@ -1464,6 +1545,17 @@ def link(
     )
 
 
+def _release_arrow_memory() -> None:
+    """Hand freed Arrow buffers back to the OS (its mimalloc/jemalloc pool keeps them otherwise, and a
+    1M-record run would hold ~1 GB it no longer uses)."""
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):  # pragma: no cover - older pyarrow
+        pass
+
+
 def _company_corrections(records: pd.DataFrame, prep: PreparedRecords) -> tuple[pd.DataFrame, int]:
     """Records that linkage recognised as companies (a CIF or a legal form in the name) but that came
     typed as persons: party_type becomes "company", and person-name parts that were only the company
@@ -1494,10 +1586,13 @@ def _company_corrections(records: pd.DataFrame, prep: PreparedRecords) -> tuple[
 
 
 def _previous_ids(records: pd.DataFrame, previous_crosswalk: pd.DataFrame) -> np.ndarray:
-    """Each record's customer id in the previous crosswalk ("" for records new this run)."""
-    prev = previous_crosswalk[["source", "source_id", "customer_id"]].astype(str).drop_duplicates(KEY)
-    key = pd.MultiIndex.from_frame(records[KEY].astype(str))
-    return prev.set_index(KEY)["customer_id"].reindex(key).fillna("").to_numpy(dtype=object)
+    """Each record's customer in the previous crosswalk, as an integer code (-1 for records new this run)."""
+    prev = previous_crosswalk[["source", "source_id", "customer_id"]].astype("string[pyarrow]")
+    prev = prev.drop_duplicates(KEY)
+    prev["code"] = pd.factorize(prev["customer_id"])[0]
+    keys = records[KEY].astype("string[pyarrow]").reset_index(drop=True)
+    found = keys.merge(prev[[*KEY, "code"]], on=KEY, how="left")["code"]
+    return found.fillna(-1).to_numpy(np.int64)
 
 
 def _pair_frame(

@@ -64,10 +64,14 @@ def load_decisions(path: Path) -> pd.DataFrame | None:
     missing = [c for c in DECISION_COLUMNS if c not in decisions]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {missing}; expected {DECISION_COLUMNS}")
-    bad = decisions.loc[~decisions["decision"].isin(["must-link", "cannot-link"]) & decisions["decision"].notna()]
+    bad = decisions.loc[
+        ~decisions["decision"].isin(["must-link", "cannot-link"]) & decisions["decision"].notna()
+    ]
     if len(bad):
         row = int(bad.index[0]) + 2
-        raise ConfigError(f"{path}: row {row}: decision {bad['decision'].iloc[0]!r}; expected must-link or cannot-link")
+        raise ConfigError(
+            f"{path}: row {row}: decision {bad['decision'].iloc[0]!r}; expected must-link or cannot-link"
+        )
     return decisions
 
 
@@ -76,11 +80,14 @@ def accuracy(result: unify.LinkResult, truth_file: Path) -> dict[str, float]:
     truth = pd.read_csv(truth_file, dtype=str)
     matched = result.candidates[result.candidates["match"]] if "match" in result.candidates else None
     clusters = result.records["customer_id"] if "customer_id" in result.records else None
-    return unify.evaluate(result.records, truth, candidates=result.candidates, matches=matched, clusters=clusters)
+    return unify.evaluate(
+        result.records, truth, candidates=result.candidates, matches=matched, clusters=clusters
+    )
 
 
-def save_link_result(result: unify.LinkResult, settings: Settings, period: str,
-                     accuracy: dict[str, float] | None = None) -> dict[str, Any]:
+def save_link_result(
+    result: unify.LinkResult, settings: Settings, period: str, accuracy: dict[str, float] | None = None
+) -> dict[str, Any]:
     """Write the unify outputs (Parquet per period + store tables) and return the stage stats."""
     base = settings.path("processed") / period / "unify"
     store_path = settings.path("store")
@@ -98,8 +105,12 @@ def save_link_result(result: unify.LinkResult, settings: Settings, period: str,
     }
     if accuracy:
         summary["accuracy"] = {k: round(float(v), 6) for k, v in accuracy.items()}
-    store.save_table(store_path, "linkage_stats", pd.DataFrame([{k: v for k, v in summary.items()
-                                                                  if not isinstance(v, dict)}]), period=period)
+    store.save_table(
+        store_path,
+        "linkage_stats",
+        pd.DataFrame([{k: v for k, v in summary.items() if not isinstance(v, dict)}]),
+        period=period,
+    )
     return summary
 
 
@@ -114,8 +125,19 @@ def pick_example(review: pd.DataFrame, pairs: pd.DataFrame) -> tuple[tuple[str, 
 
 def hard_cases(pairs: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     """The weakest accepted matches and the strongest rejected pairs."""
-    cols = [c for c in ["source_a", "source_id_a", "source_b", "source_id_b", "match_weight",
-                        "match_probability", "match"] if c in pairs]
+    cols = [
+        c
+        for c in [
+            "source_a",
+            "source_id_a",
+            "source_b",
+            "source_id_b",
+            "match_weight",
+            "match_probability",
+            "match",
+        ]
+        if c in pairs
+    ]
     accepted = pairs[pairs["match"]].nsmallest(n, "match_weight").assign(case="weakest match")
     rejected = pairs[~pairs["match"]].nlargest(n, "match_weight").assign(case="strongest non-match")
     return pd.concat([accepted, rejected], ignore_index=True)[["case", *cols]]
