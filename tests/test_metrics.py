@@ -403,3 +403,14 @@ def test_customers_without_any_activity_get_empty_metrics_not_errors():
         assert list(table["customer_id"]) == list(CUSTOMERS["customer_id"]), name
     assert (out["value"]["orders_lifetime"] == 0).all() and (out["trend"]["trend"] == "inactive").all()
     assert clv.summary(no_orders, AS_OF).empty
+
+
+def test_an_order_at_the_first_midnight_of_the_period_counts_in_the_period():
+    start = D("2026-03-01 00:00:00")
+    orders = pd.DataFrame({"customer_id": ["C9", "C9"], "date": [start, D("2026-02-28 23:59:59")],
+                           "amount": [30.0, 20.0], "kind": ["purchase", "purchase"], "cost_known": [False, False],
+                           "margin": [np.nan, np.nan]})
+    customers = pd.DataFrame({"customer_id": ["C9"]})
+    v = _row(metrics.value_metrics(orders, customers, SETTINGS, AS_OF, start), "C9")
+    assert v["revenue_period"] == pytest.approx(30) and v["orders_period"] == 1
+    assert v["revenue_12m"] == pytest.approx(50)

@@ -247,10 +247,14 @@ def _frame(customer_ids: pd.Index | pd.Series) -> pd.DataFrame:
     return pd.DataFrame(index=pd.Index(pd.unique(np.asarray(customer_ids)), name="customer_id"))
 
 
-def _in(dates: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp) -> pd.Series:
-    """start < date <= end (start None = no lower bound)."""
+def _in(
+    dates: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp, *, from_start: bool = False
+) -> pd.Series:
+    """start < date <= end (start <= date with `from_start`, for a calendar period; None = no bound)."""
     ok = dates <= end
-    return ok & (dates > start) if start is not None else ok
+    if start is None:
+        return ok
+    return ok & ((dates >= start) if from_start else (dates > start))
 
 
 # ------------------------------------------------------------------------------------------ value
@@ -267,9 +271,10 @@ def value_metrics(
     trailing = months_before(as_of, 12)
     buy = o[o["kind"] == "purchase"]
     for name, start in (("period", period_start), ("12m", trailing), ("lifetime", None)):
-        win = _in(o["date"], start, as_of)
+        calendar = name == "period"  # the period's first midnight belongs to the period
+        win = _in(o["date"], start, as_of, from_start=calendar)
         out[f"revenue_{name}"] = o[win].groupby("customer_id")["amount"].sum()
-        out[f"orders_{name}"] = buy[_in(buy["date"], start, as_of)].groupby("customer_id").size()
+        out[f"orders_{name}"] = buy[_in(buy["date"], start, as_of, from_start=calendar)].groupby("customer_id").size()
     ref = o[o["kind"] == "refund"]
     out["refunds_lifetime"] = -ref.groupby("customer_id")["amount"].sum()
     out["refund_orders"] = ref.groupby("customer_id").size()

@@ -475,3 +475,12 @@ def value_risk(
         frameon=False,
     )
     return ax
+
+
+def interval_errors(estimate, low, high) -> list:
+    """Error-bar lengths [below, above] for an estimate and its interval, never negative (an interval
+    from a different method, e.g. a bootstrap, may not contain the point estimate exactly)."""
+    import numpy as np
+
+    est, lo, hi = (np.asarray(v, dtype=float) for v in (estimate, low, high))
+    return [np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)]
