@@ -601,6 +601,7 @@ CARD_FIELDS: tuple[CardField, ...] = (
     ),
     CardField("tax_id", "Tax id (NIF/NIE/CIF)", "text", "identity", pii="tax_id"),
     CardField("birth_date", "Birth date", "date", "identity", pii="date"),
+    CardField("currency", "Currency", "text", "identity"),
     # contact
     CardField("email", "Email", "text", "contact", pii="email"),
     CardField("phone", "Phone", "text", "contact", pii="phone"),
@@ -647,9 +648,13 @@ CARD_FIELDS: tuple[CardField, ...] = (
     CardField("margin_12m", "Margin, last 12 months", "money", "value"),
     CardField("days_to_pay", "Average days to pay", "number", "value", aliases=("mean_days_to_pay",)),
     CardField("outstanding", "Outstanding balance", "money", "value", aliases=("outstanding_balance",)),
+    CardField("payment_method", "Payment method", "text", "value", aliases=("preferred_payment_method",)),
     # behaviour
     CardField("last_purchase_date", "Last purchase", "date", "behaviour", aliases=("last_purchase_at",)),
     CardField("recency_days", "Days since last purchase", "int", "behaviour"),
+    CardField("top_categories", "Preferred categories", "text", "behaviour"),
+    CardField("purchase_channel", "Buys through", "text", "behaviour"),
+    CardField("responsiveness", "Campaign responsiveness", "text", "behaviour"),
     CardField("rfm_segment", "RFM segment", "text", "behaviour"),
     CardField("rfm_score", "RFM score", "text", "behaviour", aliases=("rfm_code",)),
     CardField("open_tickets", "Open tickets", "int", "behaviour"),
@@ -661,6 +666,8 @@ CARD_FIELDS: tuple[CardField, ...] = (
     CardField("cluster", "Behavioural cluster", "text", "segments", aliases=("segment",)),
     CardField("churn_risk", "Churn risk", "percent", "segments", aliases=("churn_probability",)),
     CardField("churn_band", "Churn band", "text", "segments"),
+    CardField("prescription_reasons", "Prescriber (influence)", "text", "segments"),
+    CardField("vulnerability_reasons", "Vulnerability signals", "text", "segments"),
     # offer
     CardField("next_best_offer", "Next best offer", "text", "offer", aliases=("offer_name", "nbo")),
     CardField("offer_reason", "Why this offer", "text", "offer", aliases=("reason", "nbo_reason")),
