@@ -84,7 +84,7 @@ lint: setup
 ## Benchmark the pipeline at SCALE=quick|100k|1m (results in benchmarks/results/)
 .PHONY: bench
 bench: setup
-	$(SCV) bench --scale $(SCALE)
+	$(BIN)/python benchmarks/run.py --scale $(SCALE)
 
 ## Recompile requirements.lock from pyproject.toml (needs network to PyPI)
 .PHONY: lock
@@ -94,6 +94,6 @@ lock: setup
 ## Remove derived data and reports (and data/raw/ when it holds the generated sample)
 .PHONY: clean
 clean:
-	rm -rf data/processed/* reports/* .pytest_cache
+	rm -rf data/processed/* reports/* .pytest_cache benchmarks/work
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	@if [ -f data/raw/.sample ]; then rm -rf data/raw/* data/raw/.sample data/sample_truth/*; echo "removed the generated sample company"; fi
