@@ -11,6 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL_SAMPLE = 400  # customers: enough for every defect class and source, fast to generate and run
 
 
+@pytest.fixture(autouse=True)
+def _start_in_the_project_root(monkeypatch):
+    """Every test starts in the project root (code that runs notebooks changes the working folder)."""
+    monkeypatch.chdir(ROOT)
+
+
 def make_project(dest: Path) -> Path:
     """A copy of the project's params and notebooks (not its data) where a run can write freely."""
     dest.mkdir(parents=True, exist_ok=True)

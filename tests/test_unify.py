@@ -925,10 +925,10 @@ def sample_company(tmp_path_factory, monkeypatch_module):
 
     base = tmp_path_factory.mktemp("sample_company")
     raw, truth_dir = base / "raw", base / "truth"
-    settings = load_settings()
+    settings = load_settings(root=ROOT)
     sample_data.generate(raw, truth_dir, customers=settings.sample.customers, seed=settings.sample.seed)
     monkeypatch_module.setenv("SCV_RAW_DIR", str(raw))  # the SQL source's URL names ${SCV_RAW_DIR}
-    specs = {name: spec for name, spec in load_sources().items() if spec.kind == "party"}
+    specs = {name: spec for name, spec in load_sources(root=ROOT).items() if spec.kind == "party"}
     results = ingest.ingest_all(specs, raw, settings.ingest, progress=False)
     parties = pd.concat([r.staged for r in results.values()], ignore_index=True)
     trust = {name: spec.trust_rank for name, spec in specs.items()}
