@@ -81,6 +81,12 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/nbstripout --verify notebooks/*.ipynb notebooks/reports/*.ipynb
 
+## Erase a person (ID=tax id, e-mail or customer id) from processed data and the store; keep them out of later runs
+.PHONY: erase
+erase: setup
+	@test -n "$(ID)" || { echo "usage: make erase ID=<tax id | e-mail | customer id> [REASON='...']"; exit 2; }
+	$(SCV) erase --id "$(ID)" $(if $(REASON),--reason "$(REASON)",)
+
 ## Benchmark the pipeline at SCALE=quick|100k|1m (results in benchmarks/results/)
 .PHONY: bench
 bench: setup

@@ -33,11 +33,19 @@ def contacts_frame(cells, *, revenue=50.0) -> pd.DataFrame:
     for campaign, group, channel, n_t, x_t, n_c, x_c in cells:
         for control, n, x in ((False, n_t, x_t), (True, n_c, x_c)):
             for i in range(n):
-                rows.append({"campaign": campaign, "selection_group": group, "control": control,
-                             "channel": channel, "responded": i < x,
-                             "contacted_at": pd.Timestamp("2026-03-01 10:00"),
-                             "response_at": pd.Timestamp("2026-03-05") if i < x else pd.NaT,
-                             "revenue": revenue if i < x else 0.0, "opened": False})
+                rows.append(
+                    {
+                        "campaign": campaign,
+                        "selection_group": group,
+                        "control": control,
+                        "channel": channel,
+                        "responded": i < x,
+                        "contacted_at": pd.Timestamp("2026-03-01 10:00"),
+                        "response_at": pd.Timestamp("2026-03-05") if i < x else pd.NaT,
+                        "revenue": revenue if i < x else 0.0,
+                        "opened": False,
+                    }
+                )
     frame = pd.DataFrame(rows)
     frame["customer_id"] = [f"C{i:05d}" for i in range(len(frame))]
     return frame
@@ -54,7 +62,9 @@ def test_bad_parameters_name_the_key():
     with pytest.raises(ConfigError, match=r"campaigns\.costs\.fax"):
         cp.campaign_settings({"costs": {"fax": 1.0}})
     with pytest.raises(ConfigError, match=r"campaigns\.next\.marketing_rule\.where\.0.*needs a list"):
-        cp.campaign_settings({"next": {"marketing_rule": {"where": [{"column": "tier", "op": "in", "value": "gold"}]}}})
+        cp.campaign_settings(
+            {"next": {"marketing_rule": {"where": [{"column": "tier", "op": "in", "value": "gold"}]}}}
+        )
     with pytest.raises(ConfigError, match=r"campaigns\.confidnce.*unknown key"):
         cp.campaign_settings({"confidnce": 0.9})
 
@@ -70,11 +80,20 @@ def test_planned_share_by_id_then_pattern():
 
 # Newcombe (1998), Statist. Med. 17:857-872: Wilson score intervals (Table I, method 3) and the
 # hybrid-score interval for a difference of independent proportions (Table II, method 10).
-WILSON_PUBLISHED = [((81, 263), (0.2553, 0.3662)), ((15, 148), (0.0624, 0.1605)), ((0, 20), (0.0, 0.1611)),
-                    ((1, 29), (0.0061, 0.1718))]
-NEWCOMBE_PUBLISHED = [((56, 70, 48, 80), (0.0524, 0.3339)), ((9, 10, 3, 10), (0.1705, 0.8090)),
-                      ((6, 7, 2, 7), (0.0582, 0.8062)), ((5, 56, 0, 29), (-0.0381, 0.1926)),
-                      ((0, 10, 0, 20), (-0.1611, 0.2775)), ((10, 10, 0, 20), (0.6791, 1.0))]
+WILSON_PUBLISHED = [
+    ((81, 263), (0.2553, 0.3662)),
+    ((15, 148), (0.0624, 0.1605)),
+    ((0, 20), (0.0, 0.1611)),
+    ((1, 29), (0.0061, 0.1718)),
+]
+NEWCOMBE_PUBLISHED = [
+    ((56, 70, 48, 80), (0.0524, 0.3339)),
+    ((9, 10, 3, 10), (0.1705, 0.8090)),
+    ((6, 7, 2, 7), (0.0582, 0.8062)),
+    ((5, 56, 0, 29), (-0.0381, 0.1926)),
+    ((0, 10, 0, 20), (-0.1611, 0.2775)),
+    ((10, 10, 0, 20), (0.6791, 1.0)),
+]
 
 
 @pytest.mark.parametrize(("counts", "published"), WILSON_PUBLISHED)
@@ -86,19 +105,27 @@ def test_wilson_rates_match_published_and_statsmodels(counts, published):
     assert (row["size"], row["responders"]) == (n, x)
     assert row["response_rate"] == pytest.approx(x / n)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(published, abs=5e-5)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx(proportion_confint(x, n, alpha=0.05, method="wilson"))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        proportion_confint(x, n, alpha=0.05, method="wilson")
+    )
 
 
 @pytest.mark.parametrize(("counts", "published"), NEWCOMBE_PUBLISHED)
 def test_uplift_interval_is_newcombe_contacted_minus_control(counts, published):
     x_t, n_t, x_c, n_c = counts
-    results = cp.measure(contacts_frame([("A", "model", "email", n_t, x_t, n_c, x_c)]), settings(bootstrap=200))
+    results = cp.measure(
+        contacts_frame([("A", "model", "email", n_t, x_t, n_c, x_c)]), settings(bootstrap=200)
+    )
     row = results.iloc[0]
     assert row["uplift"] == pytest.approx(x_t / n_t - x_c / n_c)
     assert (row["uplift_ci_low"], row["uplift_ci_high"]) == pytest.approx(published, abs=5e-5)
     # the sign: contacted − control, also when the control does better
-    flipped = cp.measure(contacts_frame([("A", "model", "email", n_c, x_c, n_t, x_t)]), settings(bootstrap=200)).iloc[0]
-    assert (flipped["uplift_ci_low"], flipped["uplift_ci_high"]) == pytest.approx((-published[1], -published[0]), abs=5e-5)
+    flipped = cp.measure(
+        contacts_frame([("A", "model", "email", n_c, x_c, n_t, x_t)]), settings(bootstrap=200)
+    ).iloc[0]
+    assert (flipped["uplift_ci_low"], flipped["uplift_ci_high"]) == pytest.approx(
+        (-published[1], -published[0]), abs=5e-5
+    )
     assert row["incremental_responses"] == pytest.approx(row["uplift"] * n_t)
     assert row["incremental_responses_ci_low"] == pytest.approx(row["uplift_ci_low"] * n_t)
 
@@ -165,7 +192,9 @@ def test_revenue_bootstrap_agrees_with_welch_interval():
 
 def test_srm_detects_a_skewed_split_and_passes_a_fair_one():
     s = settings(planned_control_share=0.2, control_shares={})
-    skewed = contacts_frame([("A", "random", "email", 750, 0, 250, 0), ("B", "random", "email", 795, 0, 205, 0)])
+    skewed = contacts_frame(
+        [("A", "random", "email", 750, 0, 250, 0), ("B", "random", "email", 795, 0, 205, 0)]
+    )
     srm = cp.srm_check(skewed, s).set_index("campaign")
     assert srm.loc["A", "srm_p"] == pytest.approx(sps.chisquare([250, 750], f_exp=[200, 800]).pvalue)
     assert srm.loc["A", "srm"] and srm.loc["A", "srm_p"] < 1e-4
@@ -178,11 +207,17 @@ def test_srm_detects_a_skewed_split_and_passes_a_fair_one():
 def test_power_and_mde_follow_statsmodels():
     # Cohen (1988) Table 6.4.1: h = 0.2, two-sided alpha 0.05, power 0.80 -> 392 per group
     assert NormalIndPower().solve_power(0.2, alpha=0.05, power=0.8) == pytest.approx(392.4, abs=0.1)
-    out = cp.power_mde([392, 5000, 200], [392, 1000, 20], [0.5, 0.05, 0.05], alpha=0.05, power=0.8, min_uplift=0.02)
+    out = cp.power_mde(
+        [392, 5000, 200], [392, 1000, 20], [0.5, 0.05, 0.05], alpha=0.05, power=0.8, min_uplift=0.02
+    )
     h = proportion_effectsize(0.5 + out.loc[0, "mde"], 0.5)
-    assert h == pytest.approx(NormalIndPower().solve_power(None, nobs1=392, alpha=0.05, power=0.8, ratio=1), rel=1e-6)
+    assert h == pytest.approx(
+        NormalIndPower().solve_power(None, nobs1=392, alpha=0.05, power=0.8, ratio=1), rel=1e-6
+    )
     assert h == pytest.approx(0.2, abs=0.001)
-    expected_power = NormalIndPower().power(proportion_effectsize(0.07, 0.05), nobs1=5000, alpha=0.05, ratio=0.2)
+    expected_power = NormalIndPower().power(
+        proportion_effectsize(0.07, 0.05), nobs1=5000, alpha=0.05, ratio=0.2
+    )
     assert out.loc[1, "power"] == pytest.approx(expected_power)
     assert out.loc[2, "underpowered"] and out.loc[2, "mde"] > 0.1
     big = cp.power_mde([100_000], [100_000], [0.05], alpha=0.05, power=0.8, min_uplift=0.02)
@@ -214,23 +249,36 @@ def test_incremental_by_is_stratified_by_campaign():
 
 
 def test_compare_selections_against_random():
-    frame = contacts_frame([("A", "model", "email", 1000, 200, 250, 25), ("A", "random", "email", 1000, 60, 250, 10),
-                            ("A", "marketing", "email", 1000, 100, 250, 15)])
+    frame = contacts_frame(
+        [
+            ("A", "model", "email", 1000, 200, 250, 25),
+            ("A", "random", "email", 1000, 60, 250, 10),
+            ("A", "marketing", "email", 1000, 100, 250, 15),
+        ]
+    )
     out = cp.compare_selections(frame, settings(bootstrap=1000)).set_index("selection_group")
     assert out.loc["model", "uplift"] == pytest.approx(0.2 - 0.1)
     assert out.loc["model", "vs_baseline"] == pytest.approx(0.1 - 0.02)
     assert out.loc["model", "vs_baseline_ci_low"] > 0
     assert np.isnan(out.loc["random", "vs_baseline"])
-    assert out.loc["model", "incremental_revenue_per_contact"] == pytest.approx((200 * 50 / 1000) - (25 * 50 / 250))
+    assert out.loc["model", "incremental_revenue_per_contact"] == pytest.approx(
+        (200 * 50 / 1000) - (25 * 50 / 250)
+    )
 
 
 def test_channel_and_segment_comparisons():
-    frame = contacts_frame([("A", "random", "email", 400, 40, 100, 5), ("B", "random", "sms", 400, 60, 100, 5)])
+    frame = contacts_frame(
+        [("A", "random", "email", 400, 40, 100, 5), ("B", "random", "sms", 400, 60, 100, 5)]
+    )
     ch = cp.channel_comparison(frame, settings(bootstrap=300)).set_index("channel")
     assert ch.loc["email", "uplift"] == pytest.approx(0.05) and ch.loc["sms", "uplift"] == pytest.approx(0.10)
     assert ch.loc["sms", "cost_per_incremental_response"] == pytest.approx(0.05 / 0.10)
-    segments = pd.DataFrame({"customer_id": frame["customer_id"], "segment": np.where(frame.index % 2 == 0, "gold", "silver")})
-    sc = cp.segment_channel(frame, segments.iloc[10:], settings(bootstrap=300))  # 10 contacted in A lose theirs
+    segments = pd.DataFrame(
+        {"customer_id": frame["customer_id"], "segment": np.where(frame.index % 2 == 0, "gold", "silver")}
+    )
+    sc = cp.segment_channel(
+        frame, segments.iloc[10:], settings(bootstrap=300)
+    )  # 10 contacted in A lose theirs
     assert set(sc["segment"]) == {"gold", "silver", "unsegmented"}
     assert sc["n_contacted"].sum() + sc["contacted_without_control"].sum() == 800
     unseg = sc.set_index("segment").loc["unsegmented"]
@@ -293,16 +341,33 @@ def test_score_contacts_leaves_each_campaign_out():
             control = rng.random() < 0.2
             rate = (0.5 if p in keen else 0.05) * (0.3 if control else 1.0)
             hit = bool(rng.random() < rate)
-            rows.append({"campaign": f"K{k}", "selection_group": "model", "control": control, "channel": "email",
-                         "customer_id": p, "contacted_at": start, "responded": hit,
-                         "response_at": start + pd.Timedelta(days=3) if hit else pd.NaT, "revenue": 0.0, "opened": False})
+            rows.append(
+                {
+                    "campaign": f"K{k}",
+                    "selection_group": "model",
+                    "control": control,
+                    "channel": "email",
+                    "customer_id": p,
+                    "contacted_at": start,
+                    "responded": hit,
+                    "response_at": start + pd.Timedelta(days=3) if hit else pd.NaT,
+                    "revenue": 0.0,
+                    "opened": False,
+                }
+            )
     scored = cp.score_contacts(pd.DataFrame(rows), settings())
     last = scored[scored["campaign"] == "K3"]
     assert last["score"].notna().all()
-    assert last.loc[last["customer_id"].isin(keen), "score"].mean() > last.loc[~last["customer_id"].isin(keen), "score"].mean()
+    assert (
+        last.loc[last["customer_id"].isin(keen), "score"].mean()
+        > last.loc[~last["customer_id"].isin(keen), "score"].mean()
+    )
     assert cp.qini_coefficient(last["responded"], ~last["control"], last["score"]) > 0.2
     deciles = cp.decile_uplift(scored[scored["campaign"] != "K0"], settings(bootstrap=300))
-    assert deciles.sort_values("decile")["uplift"].iloc[:3].mean() > deciles.sort_values("decile")["uplift"].iloc[-3:].mean()
+    assert (
+        deciles.sort_values("decile")["uplift"].iloc[:3].mean()
+        > deciles.sort_values("decile")["uplift"].iloc[-3:].mean()
+    )
 
 
 # ------------------------------------------------------------------------------------------------ feedback
@@ -315,9 +380,20 @@ def history() -> pd.DataFrame:
 
     def add(customer, channel, responded, day, control=False):
         t = pd.Timestamp("2026-01-01") + pd.Timedelta(days=day)
-        rows.append({"campaign": f"K{day}", "selection_group": "random", "control": control, "channel": channel,
-                     "customer_id": customer, "contacted_at": t, "responded": responded,
-                     "response_at": t + pd.Timedelta(days=2) if responded else pd.NaT, "revenue": 0.0, "opened": False})
+        rows.append(
+            {
+                "campaign": f"K{day}",
+                "selection_group": "random",
+                "control": control,
+                "channel": channel,
+                "customer_id": customer,
+                "contacted_at": t,
+                "responded": responded,
+                "response_at": t + pd.Timedelta(days=2) if responded else pd.NaT,
+                "revenue": 0.0,
+                "opened": False,
+            }
+        )
 
     for d in (1, 2, 3):
         add("A", "email", True, d)
@@ -362,20 +438,33 @@ def population(n=400, seed=0) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     ids = [f"C{i:05d}" for i in range(n)]
     consent = rng.choice(np.array([True, False, None], dtype=object), n, p=[0.6, 0.3, 0.1])
-    customers = pd.DataFrame({"customer_id": ids, "consent_email": pd.array(consent, dtype="boolean"),
-                              "consent_sms": pd.array(rng.random(n) < 0.5, dtype="boolean"),
-                              "consent_phone": pd.array(rng.random(n) < 0.5, dtype="boolean"),
-                              "consent_mail": pd.array(rng.random(n) < 0.5, dtype="boolean"),
-                              "email": np.where(rng.random(n) < 0.9, [f"{i}@x.es" for i in ids], None),
-                              "phone": "+34600000000", "address": "Calle Mayor 1"})
-    scores = pd.DataFrame({"customer_id": ids, "propensity": rng.random(n),
-                           "tier": rng.choice(["gold", "silver", "bronze"], n)})
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "consent_email": pd.array(consent, dtype="boolean"),
+            "consent_sms": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+            "consent_phone": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+            "consent_mail": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+            "email": np.where(rng.random(n) < 0.9, [f"{i}@x.es" for i in ids], None),
+            "phone": "+34600000000",
+            "address": "Calle Mayor 1",
+        }
+    )
+    scores = pd.DataFrame(
+        {"customer_id": ids, "propensity": rng.random(n), "tier": rng.choice(["gold", "silver", "bronze"], n)}
+    )
     return customers, scores
 
 
 def next_settings(**kw) -> cp.CampaignSettings:
-    nxt = {"name": "TEST", "channel": "email", "size": 60, "control_share": 0.25, "seed": 7,
-           "marketing_rule": {"where": [{"column": "tier", "op": "in", "value": ["gold"]}], "order_by": None}}
+    nxt = {
+        "name": "TEST",
+        "channel": "email",
+        "size": 60,
+        "control_share": 0.25,
+        "seed": 7,
+        "marketing_rule": {"where": [{"column": "tier", "op": "in", "value": ["gold"]}], "order_by": None},
+    }
     nxt.update(kw)
     return settings(next=nxt)
 
@@ -384,12 +473,19 @@ def test_next_campaign_lists():
     customers, scores = population(1000)
     lists, summary = cp.next_campaign(customers, next_settings(), scores=scores, as_of="2026-11-01")
     assert lists.groupby("selection_group").size().to_dict() == {"marketing": 60, "model": 60, "random": 60}
-    assert lists.groupby("selection_group")["control"].sum().to_dict() == {"marketing": 15, "model": 15, "random": 15}
+    assert lists.groupby("selection_group")["control"].sum().to_dict() == {
+        "marketing": 15,
+        "model": 15,
+        "random": 15,
+    }
     assert not lists["customer_id"].duplicated().any()  # the groups do not overlap
     ok = customers.set_index("customer_id")
     eligible = ok.index[(ok["consent_email"].fillna(False)) & ok["email"].notna()]
     model = lists[lists["selection_group"] == "model"]
-    rest = scores[scores["customer_id"].isin(eligible) & ~scores["customer_id"].isin(lists.loc[lists["selection_group"] == "random", "customer_id"])]
+    rest = scores[
+        scores["customer_id"].isin(eligible)
+        & ~scores["customer_id"].isin(lists.loc[lists["selection_group"] == "random", "customer_id"])
+    ]
     assert set(model["customer_id"]) == set(rest.nlargest(60, "propensity")["customer_id"])
     tiers = scores.set_index("customer_id")["tier"]
     assert (tiers[lists.loc[lists["selection_group"] == "marketing", "customer_id"]] == "gold").all()
@@ -410,9 +506,13 @@ def test_control_draw_is_reproducible_and_depends_on_the_seed():
     customers, scores = population()
     a, _ = cp.next_campaign(customers, next_settings(), scores=scores, as_of="2026-11-01")
     shuffled = customers.sample(frac=1, random_state=1)
-    b, _ = cp.next_campaign(shuffled, next_settings(), scores=scores.sample(frac=1, random_state=2), as_of="2026-11-01")
+    b, _ = cp.next_campaign(
+        shuffled, next_settings(), scores=scores.sample(frac=1, random_state=2), as_of="2026-11-01"
+    )
     key = ["selection_group", "customer_id"]
-    pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True)
+    )
     c, _ = cp.next_campaign(customers, next_settings(seed=8), scores=scores, as_of="2026-11-01")
     assert set(a.loc[a["control"], "customer_id"]) != set(c.loc[c["control"], "customer_id"])
     # auditable: within a group, the controls are exactly the smallest draws
@@ -424,8 +524,16 @@ def test_next_campaign_uses_feedback_and_fits_its_own_model():
     contacts = history()
     customers = pd.DataFrame({"customer_id": list("ABCDEFGH"), "consent_email": True, "email": "x@y.es"})
     fb = cp.customer_feedback(contacts, settings(min_contacts=3))
-    s = settings(next={"name": "T", "channel": "email", "size": 2, "control_share": 0.5, "seed": 1,
-                       "exclude_responsiveness": ["never"]})
+    s = settings(
+        next={
+            "name": "T",
+            "channel": "email",
+            "size": 2,
+            "control_share": 0.5,
+            "seed": 1,
+            "exclude_responsiveness": ["never"],
+        }
+    )
     lists, summary = cp.next_campaign(customers, s, feedback=fb, contacts=contacts, as_of="2026-02-01")
     assert "C" not in set(lists["customer_id"])  # a "never" responder is left out
     assert summary["score_source"].startswith("campaigns.fit_propensity")
@@ -455,10 +563,20 @@ def test_export_one_csv_per_group_with_formulas_escaped(tmp_path):
 
 
 def test_attach_customers_through_the_crosswalk():
-    contacts = pd.DataFrame({"party_source": ["crm_contacts", "crm_contacts", "crm_contacts"],
-                             "party_id": ["CT-1", "CT-2", "CT-9"], "campaign": "A"})
-    crosswalk = pd.DataFrame({"source": ["crm_contacts", "crm_contacts", "erp_customers"],
-                              "source_id": ["CT-1", "CT-2", "CT-9"], "customer_id": ["C1", "C1", "C7"]})
+    contacts = pd.DataFrame(
+        {
+            "party_source": ["crm_contacts", "crm_contacts", "crm_contacts"],
+            "party_id": ["CT-1", "CT-2", "CT-9"],
+            "campaign": "A",
+        }
+    )
+    crosswalk = pd.DataFrame(
+        {
+            "source": ["crm_contacts", "crm_contacts", "erp_customers"],
+            "source_id": ["CT-1", "CT-2", "CT-9"],
+            "customer_id": ["C1", "C1", "C7"],
+        }
+    )
     out = cp.attach_customers(contacts, crosswalk)
     assert out["customer_id"].tolist()[:2] == ["C1", "C1"] and pd.isna(out["customer_id"].iloc[2])
 
@@ -476,7 +594,9 @@ def _ingested_contacts(root: Path) -> pd.DataFrame:
 
     sources = load_sources(root=root)
     wanted = {n: s for n, s in sources.items() if s.kind == "campaign_contact"}
-    results = ingest.ingest_all(wanted, root / "data" / "raw", load_settings(root=root).ingest, progress=False)
+    results = ingest.ingest_all(
+        wanted, root / "data" / "raw", load_settings(root=root).ingest, progress=False
+    )
     staged = pd.concat([r.staged for r in results.values()], ignore_index=True)
     staged["customer_id"] = staged["party_id"]  # one CRM record per person in the sample
     return staged
@@ -508,8 +628,14 @@ def test_default_size_sample_recovers_effects_and_ranks_the_selections(tmp_path)
     (root / "params").mkdir(parents=True)
     for name in ("default.yaml", "sources.yaml"):
         (root / "params" / name).write_text((ROOT / "params" / name).read_text())
-    sample_data.generate(root / "data" / "raw", root / "data" / "sample_truth", customers=5000, months=24,
-                         end_date="2026-11-10", seed=42)
+    sample_data.generate(
+        root / "data" / "raw",
+        root / "data" / "sample_truth",
+        customers=5000,
+        months=24,
+        end_date="2026-11-10",
+        seed=42,
+    )
     truth = pd.read_csv(root / "data" / "sample_truth" / "campaign_effects.csv")
     contacts = _ingested_contacts(root)
     s = cp.campaign_settings(load_settings(root=root))
@@ -518,9 +644,13 @@ def test_default_size_sample_recovers_effects_and_ranks_the_selections(tmp_path)
     assert len(rec) == len(truth) and (~rec["covered"]).sum() <= MAX_MISSES, rec[~rec["covered"]]
     # pooled over campaigns: each selection's interval covers its planted (contacted-weighted) uplift
     sel = cp.compare_selections(contacts, s).set_index("selection_group")
-    merged = results.merge(truth.rename(columns={"group": "selection_group"}), on=["campaign", "selection_group"])
+    merged = results.merge(
+        truth.rename(columns={"group": "selection_group"}), on=["campaign", "selection_group"]
+    )
     merged["w"] = merged["n_contacted"] * merged["uplift_y"]
-    planted = merged.groupby("selection_group")["w"].sum() / merged.groupby("selection_group")["n_contacted"].sum()
+    planted = (
+        merged.groupby("selection_group")["w"].sum() / merged.groupby("selection_group")["n_contacted"].sum()
+    )
     for g in ("model", "marketing", "random"):
         assert sel.loc[g, "uplift_ci_low"] <= planted[g] <= sel.loc[g, "uplift_ci_high"], (g, planted[g])
     assert sel.loc["model", "uplift"] > sel.loc["marketing", "uplift"] > sel.loc["random", "uplift"]

@@ -61,7 +61,12 @@ def test_unknown_canonical_column_lists_the_allowed_ones(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_sources(root=root)
     msg = str(err.value)
-    assert "sources.yaml" in msg and "sources.crm_contacts" in msg and "'nickname'" in msg and "given_name" in msg
+    assert (
+        "sources.yaml" in msg
+        and "sources.crm_contacts" in msg
+        and "'nickname'" in msg
+        and "given_name" in msg
+    )
 
 
 def test_missing_required_mapping_and_bad_party_source(tmp_path):

@@ -33,7 +33,9 @@ def ingested(sample_project):
     manifest = pipeline.run(root=sample_project, quiet=True, render=True)
     period = manifest["period"]
     base = sample_project / "data" / "processed" / period
-    rejects = pd.concat([pd.read_parquet(p) for p in sorted((base / "rejected").glob("*.parquet"))], ignore_index=True)
+    rejects = pd.concat(
+        [pd.read_parquet(p) for p in sorted((base / "rejected").glob("*.parquet"))], ignore_index=True
+    )
     return manifest, base, rejects
 
 
@@ -84,7 +86,9 @@ def test_reports_for_every_audience_the_cards_and_the_index(ingested, sample_pro
 
 def test_a_second_run_creates_v2_and_leaves_v1_intact(ingested, sample_project):
     period_dir = sample_project / "reports" / "2026-10"
-    before = {p.relative_to(period_dir): p.read_bytes() for p in (period_dir / "v1").rglob("*") if p.is_file()}
+    before = {
+        p.relative_to(period_dir): p.read_bytes() for p in (period_dir / "v1").rglob("*") if p.is_file()
+    }
     second = pipeline.run(root=sample_project, stages=[], render=True, audiences=["executive"], quiet=True)
     assert second["run_id"] == "2026-10-v2"
     after = {p.relative_to(period_dir): p.read_bytes() for p in (period_dir / "v1").rglob("*") if p.is_file()}
@@ -95,11 +99,18 @@ def test_a_second_run_creates_v2_and_leaves_v1_intact(ingested, sample_project):
 
 def test_every_injected_defect_is_rejected_with_the_right_reason(ingested, sample_project):
     _, _, rejects = ingested
-    truth = pd.read_csv(sample_project / "data" / "sample_truth" / "defects.csv", dtype={"row_number": "int64"})
+    truth = pd.read_csv(
+        sample_project / "data" / "sample_truth" / "defects.csv", dtype={"row_number": "int64"}
+    )
     truth = truth[truth["defect_class"].isin(EXPECTED_REASON)]
     assert set(truth["defect_class"]) == set(EXPECTED_REASON), "the sample injects every defect class"
-    quarantined = set(zip(rejects.loc[rejects.action == "row", "source"], rejects.loc[rejects.action == "row", "row_number"],
-                          strict=True))
+    quarantined = set(
+        zip(
+            rejects.loc[rejects.action == "row", "source"],
+            rejects.loc[rejects.action == "row", "row_number"],
+            strict=True,
+        )
+    )
     found = rejects.groupby(["source", "row_number"])["reason"].agg(set).to_dict()
     missed = []
     for d in truth.itertuples():
@@ -111,23 +122,53 @@ def test_every_injected_defect_is_rejected_with_the_right_reason(ingested, sampl
 
 def test_no_valid_row_is_rejected(ingested, sample_project):
     _, _, rejects = ingested
-    truth = pd.read_csv(sample_project / "data" / "sample_truth" / "defects.csv", dtype={"row_number": "int64"})
+    truth = pd.read_csv(
+        sample_project / "data" / "sample_truth" / "defects.csv", dtype={"row_number": "int64"}
+    )
     defect_rows = set(zip(truth["source"], truth["row_number"], strict=True))
     row_rejects = rejects[rejects.action == "row"]
-    innocent = [r for r in zip(row_rejects.source, row_rejects.row_number, row_rejects.reason, strict=True)
-                if (r[0], r[1]) not in defect_rows]
+    innocent = [
+        r
+        for r in zip(row_rejects.source, row_rejects.row_number, row_rejects.reason, strict=True)
+        if (r[0], r[1]) not in defect_rows
+    ]
     assert not innocent, f"{len(innocent)} rows rejected without an injected defect, e.g. {innocent[:5]}"
     field_rejects = rejects[rejects.action == "field"]
-    innocent = [r for r in zip(field_rejects.source, field_rejects.row_number, field_rejects.column,
-                               field_rejects.reason, field_rejects.value, strict=True)
-                if (r[0], r[1]) not in defect_rows]
+    innocent = [
+        r
+        for r in zip(
+            field_rejects.source,
+            field_rejects.row_number,
+            field_rejects.column,
+            field_rejects.reason,
+            field_rejects.value,
+            strict=True,
+        )
+        if (r[0], r[1]) not in defect_rows
+    ]
     assert not innocent, f"{len(innocent)} values rejected without an injected defect, e.g. {innocent[:5]}"
 
 
 def test_notebooks_pass_nbval(ingested, sample_project):
     notebooks = [str(sample_project / "notebooks" / s.notebook) for s in pipeline.STAGES]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           "--nbval-lax", *notebooks], cwd=sample_project, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--nbval-lax",
+            *notebooks,
+        ],
+        cwd=sample_project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 
 
@@ -135,9 +176,18 @@ def test_cli_help_and_errors(ingested, sample_project):
     for args in (["--help"], ["sample", "--help"], ["run", "--help"], ["check", "--help"]):
         out = subprocess.run([sys.executable, "-m", "helpers.cli", *args], capture_output=True, text=True)
         assert out.returncode == 0 and "usage: scv" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "helpers.cli", "run", "--period", "2026-13"], cwd=sample_project,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "helpers.cli", "run", "--period", "2026-13"],
+        cwd=sample_project,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "period" in bad.stderr and "Traceback" not in bad.stderr
-    ok = subprocess.run([sys.executable, "-m", "helpers.cli", "check"], cwd=sample_project, capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "helpers.cli", "check"], cwd=sample_project, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert json.loads((sample_project / "reports" / "2026-10" / "v1" / "manifest.json").read_text())["status"] == "ok"
+    assert (
+        json.loads((sample_project / "reports" / "2026-10" / "v1" / "manifest.json").read_text())["status"]
+        == "ok"
+    )

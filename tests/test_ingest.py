@@ -17,20 +17,52 @@ SETTINGS = IngestSettings(placeholders=["n/a", "-"])
 
 
 def party_spec(**kw) -> SourceSpec:
-    base = dict(name="crm", kind="party", system="CRM", trust_rank=1, format="csv", path="contacts.csv",
-                columns={"source_id": "id", "given_name": "nombre", "family_names": "apellidos", "tax_id": "nif",
-                         "email": "email", "phone": "tel", "birth_date": "nacimiento", "iban": "iban"},
-                date_format="%d/%m/%Y")
+    base = dict(
+        name="crm",
+        kind="party",
+        system="CRM",
+        trust_rank=1,
+        format="csv",
+        path="contacts.csv",
+        columns={
+            "source_id": "id",
+            "given_name": "nombre",
+            "family_names": "apellidos",
+            "tax_id": "nif",
+            "email": "email",
+            "phone": "tel",
+            "birth_date": "nacimiento",
+            "iban": "iban",
+        },
+        date_format="%d/%m/%Y",
+    )
     base.update(kw)
     return SourceSpec(**base)
 
 
 def invoice_spec(**kw) -> SourceSpec:
-    base = dict(name="erp_invoices", kind="transaction", system="ERP", trust_rank=1, format="csv",
-                path="facturas.csv", encoding="cp1252", delimiter=";", decimal=",", thousands=".", date_format="%d/%m/%Y",
-                party_source="crm",
-                columns={"source_id": "linea", "party_id": "cliente", "date": "fecha", "quantity": "cantidad",
-                         "amount": "importe", "paid_date": "cobro"})
+    base = dict(
+        name="erp_invoices",
+        kind="transaction",
+        system="ERP",
+        trust_rank=1,
+        format="csv",
+        path="facturas.csv",
+        encoding="cp1252",
+        delimiter=";",
+        decimal=",",
+        thousands=".",
+        date_format="%d/%m/%Y",
+        party_source="crm",
+        columns={
+            "source_id": "linea",
+            "party_id": "cliente",
+            "date": "fecha",
+            "quantity": "cantidad",
+            "amount": "importe",
+            "paid_date": "cobro",
+        },
+    )
     base.update(kw)
     return SourceSpec(**base)
 
@@ -39,7 +71,7 @@ CONTACTS = (
     "id,nombre,apellidos,nif,email,tel,nacimiento,iban\n"
     "1,José,Prados García,12345678Z,Jose.Prados@Example.com,612 34 56 78,01/02/1980,ES9121000418450200051332\n"
     "2,joana,prado,12345678a,joana@,+34 612345679,31/02/1985,ES9121000418450200051333\n"  # bad nif, email, date, iban
-    "3,Ana,\"López, de la Fuente\",X1234567L,ana@example.es,0034 699 000 111,15/06/1990,\n"
+    '3,Ana,"López, de la Fuente",X1234567L,ana@example.es,0034 699 000 111,15/06/1990,\n'
     "2,joana,prado,12345678a,joana@,+34 612345679,31/02/1985,ES9121000418450200051333\n"  # exact duplicate of row 2
     "4,Luis,Martín,N/A,n/a,-,,\n"  # placeholders
     ",Sin,Id,,,,,\n"  # missing source_id
@@ -57,8 +89,12 @@ def test_party_csv_field_and_row_rejects(tmp_path):
     assert row_rejects == {4: "duplicate_row", 6: "missing_required", 7: "malformed_row"}
     field = result.rejects[result.rejects.action == "field"]
     got = set(zip(field.row_number, field.column, field.reason, strict=True))
-    assert got == {(2, "nif", "invalid_tax_id"), (2, "email", "invalid_email"), (2, "nacimiento", "invalid_date"),
-                   (2, "iban", "invalid_iban")}
+    assert got == {
+        (2, "nif", "invalid_tax_id"),
+        (2, "email", "invalid_email"),
+        (2, "nacimiento", "invalid_date"),
+        (2, "iban", "invalid_iban"),
+    }
     staged = result.staged.set_index("source_id")
     assert staged.loc["1", "tax_id"] == "12345678Z"
     assert staged.loc["1", "email"] == "jose.prados@example.com"
@@ -74,13 +110,15 @@ def test_party_csv_field_and_row_rejects(tmp_path):
 
 
 def test_cp1252_semicolon_decimal_comma(tmp_path):
-    text = ("linea;cliente;fecha;cantidad;importe;cobro\n"
-            "F1-1;C1;05/10/2026;2;1.234,50;20/10/2026\n"
-            "F1-2;C1;05/10/2026;-1;10,00;\n"          # negative quantity
-            "F1-3;C2;32/10/2026;1;10,00;\n"           # invalid required date
-            "F1-4;C2;06/10/2026;1;12,3,4;\n"          # unparseable amount
-            "F1-5;C3;07/10/2026;1;-15,00;\n"          # a refund: negative amount, positive quantity
-            "F1-6;Ñandú;08/10/2026;1;5,5;")          # no trailing newline, non-ASCII id
+    text = (
+        "linea;cliente;fecha;cantidad;importe;cobro\n"
+        "F1-1;C1;05/10/2026;2;1.234,50;20/10/2026\n"
+        "F1-2;C1;05/10/2026;-1;10,00;\n"  # negative quantity
+        "F1-3;C2;32/10/2026;1;10,00;\n"  # invalid required date
+        "F1-4;C2;06/10/2026;1;12,3,4;\n"  # unparseable amount
+        "F1-5;C3;07/10/2026;1;-15,00;\n"  # a refund: negative amount, positive quantity
+        "F1-6;Ñandú;08/10/2026;1;5,5;"
+    )  # no trailing newline, non-ASCII id
     (tmp_path / "facturas.csv").write_bytes(text.encode("cp1252"))
     result = ingest_source(invoice_spec(), tmp_path, SETTINGS)
     assert (result.rows_read, result.rows_staged, result.rows_rejected) == (6, 3, 3)
@@ -101,7 +139,8 @@ def test_wrong_declared_encoding_names_file_and_line(tmp_path):
 
 def test_undeclared_encoding_is_detected(tmp_path):
     (tmp_path / "facturas.csv").write_bytes(
-        "linea;cliente;fecha;cantidad;importe;cobro\nF1;Peña Ibáñez;05/10/2026;1;3,00;\n".encode("cp1252"))
+        "linea;cliente;fecha;cantidad;importe;cobro\nF1;Peña Ibáñez;05/10/2026;1;3,00;\n".encode("cp1252")
+    )
     result = ingest_source(invoice_spec(encoding=None), tmp_path, SETTINGS)
     assert result.staged["party_id"].iloc[0] == "Peña Ibáñez"
 
@@ -124,19 +163,44 @@ def test_missing_and_empty_files_are_clear(tmp_path):
 
 def test_jsonl_with_nested_objects_record_path_and_a_broken_line(tmp_path):
     orders = [
-        {"order_id": "W1", "created_at": "2026-10-03T10:00:00+02:00", "customer": {"id": "u1", "email": "A@B.es"},
-         "items": [{"line_id": "W1-1", "total": 10.5, "quantity": 1}, {"line_id": "W1-2", "total": 4, "quantity": 2}]},
-        {"order_id": "W2", "created_at": "2026-10-04T10:00:00Z", "customer": {"id": "u2", "email": "c@d.es"},
-         "items": [{"line_id": "W2-1", "total": "x", "quantity": 1}]},
+        {
+            "order_id": "W1",
+            "created_at": "2026-10-03T10:00:00+02:00",
+            "customer": {"id": "u1", "email": "A@B.es"},
+            "items": [
+                {"line_id": "W1-1", "total": 10.5, "quantity": 1},
+                {"line_id": "W1-2", "total": 4, "quantity": 2},
+            ],
+        },
+        {
+            "order_id": "W2",
+            "created_at": "2026-10-04T10:00:00Z",
+            "customer": {"id": "u2", "email": "c@d.es"},
+            "items": [{"line_id": "W2-1", "total": "x", "quantity": 1}],
+        },
     ]
     lines = [json.dumps(o) for o in orders]
     lines.insert(1, '{"order_id": "W9", "customer": ')
     (tmp_path / "orders.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    spec = SourceSpec(name="web_orders", kind="transaction", system="Web", trust_rank=3, format="jsonl",
-                      path="orders.jsonl", record_path="items", party_source="web_customers",
-                      columns={"source_id": "items.line_id", "party_id": "customer.id", "order_id": "order_id",
-                               "date": "created_at", "amount": "items.total", "quantity": "items.quantity"},
-                      constants={"channel": "web"})
+    spec = SourceSpec(
+        name="web_orders",
+        kind="transaction",
+        system="Web",
+        trust_rank=3,
+        format="jsonl",
+        path="orders.jsonl",
+        record_path="items",
+        party_source="web_customers",
+        columns={
+            "source_id": "items.line_id",
+            "party_id": "customer.id",
+            "order_id": "order_id",
+            "date": "created_at",
+            "amount": "items.total",
+            "quantity": "items.quantity",
+        },
+        constants={"channel": "web"},
+    )
     result = ingest_source(spec, tmp_path, SETTINGS)
     assert result.rows_read == 3  # three JSON lines
     assert result.rows_rejected == 2  # the broken line, and W2 whose only item has a bad amount
@@ -146,37 +210,70 @@ def test_jsonl_with_nested_objects_record_path_and_a_broken_line(tmp_path):
     assert set(result.staged["channel"]) == {"web"}
     assert set(result.rejects["reason"]) == {"malformed_row", "invalid_number"}
 
-    party = SourceSpec(name="web_customers", kind="party", system="Web", trust_rank=3, format="jsonl",
-                       path="orders.jsonl", columns={"source_id": "customer.id", "email": "customer.email"})
+    party = SourceSpec(
+        name="web_customers",
+        kind="party",
+        system="Web",
+        trust_rank=3,
+        format="jsonl",
+        path="orders.jsonl",
+        columns={"source_id": "customer.id", "email": "customer.email"},
+    )
     people = ingest_source(party, tmp_path, SETTINGS)
     assert (people.rows_read, people.rows_staged, people.rows_rejected) == (3, 2, 1)
     assert list(people.staged["email"]) == ["a@b.es", "c@d.es"]
 
 
 def test_excel_and_sqlite_sources(tmp_path):
-    frame = pd.DataFrame({"id": ["T1", "T2"], "who": ["R1", "R2"], "opened": pd.to_datetime(["2026-10-01 09:00", "2026-10-02 17:30"]),
-                          "mins": [12.5, "n/a"]})
+    frame = pd.DataFrame(
+        {
+            "id": ["T1", "T2"],
+            "who": ["R1", "R2"],
+            "opened": pd.to_datetime(["2026-10-01 09:00", "2026-10-02 17:30"]),
+            "mins": [12.5, "n/a"],
+        }
+    )
     with pd.ExcelWriter(tmp_path / "tickets.xlsx") as xl:
         pd.DataFrame({"note": ["cover sheet"]}).to_excel(xl, sheet_name="Info", index=False)
         frame.to_excel(xl, sheet_name="Tickets", index=False)
-    spec = SourceSpec(name="support", kind="interaction", system="Support", trust_rank=4, format="excel",
-                      path="tickets.xlsx", sheet="Tickets", party_source="crm",
-                      columns={"source_id": "id", "party_id": "who", "opened_at": "opened", "handling_minutes": "mins"},
-                      constants={"type": "ticket"})
+    spec = SourceSpec(
+        name="support",
+        kind="interaction",
+        system="Support",
+        trust_rank=4,
+        format="excel",
+        path="tickets.xlsx",
+        sheet="Tickets",
+        party_source="crm",
+        columns={"source_id": "id", "party_id": "who", "opened_at": "opened", "handling_minutes": "mins"},
+        constants={"type": "ticket"},
+    )
     result = ingest_source(spec, tmp_path, SETTINGS)
     assert (result.rows_read, result.rows_staged) == (2, 2)
     assert result.staged["opened_at"].iloc[0] == pd.Timestamp("2026-10-01 09:00")
-    assert result.staged["handling_minutes"].iloc[0] == 12.5 and pd.isna(result.staged["handling_minutes"].iloc[1])
+    assert result.staged["handling_minutes"].iloc[0] == 12.5 and pd.isna(
+        result.staged["handling_minutes"].iloc[1]
+    )
     with pytest.raises(SourceError, match="no sheet 'Tikets'.*Info.*Tickets"):
         ingest_source(spec.model_copy(update={"sheet": "Tikets"}), tmp_path, SETTINGS)
 
     db = tmp_path / "loyalty.sqlite"
     with sqlite3.connect(db) as con:
         con.execute("create table members (card text, first text, s1 text, s2 text)")
-        con.executemany("insert into members values (?,?,?,?)", [("L1", "Pepe", "Prados", "García"), ("L2", "Ana", "Ruiz", None)])
-    sql = SourceSpec(name="loyalty", kind="party", system="Loyalty", trust_rank=3, format="sql",
-                     url="sqlite:///${SCV_RAW_DIR}/loyalty.sqlite", query="select * from members",
-                     columns={"source_id": "card", "given_name": "first", "family_names": ["s1", "s2"]})
+        con.executemany(
+            "insert into members values (?,?,?,?)",
+            [("L1", "Pepe", "Prados", "García"), ("L2", "Ana", "Ruiz", None)],
+        )
+    sql = SourceSpec(
+        name="loyalty",
+        kind="party",
+        system="Loyalty",
+        trust_rank=3,
+        format="sql",
+        url="sqlite:///${SCV_RAW_DIR}/loyalty.sqlite",
+        query="select * from members",
+        columns={"source_id": "card", "given_name": "first", "family_names": ["s1", "s2"]},
+    )
     result = ingest_source(sql, tmp_path, SETTINGS)
     assert list(result.staged["family_names"]) == ["Prados García", "Ruiz"]
     bad = sql.model_copy(update={"query": "select * from nowhere"})
@@ -187,9 +284,34 @@ def test_excel_and_sqlite_sources(tmp_path):
 def test_period_is_the_last_complete_month(tmp_path):
     def period_for(last_date: str) -> str:
         (tmp_path / "facturas.csv").write_bytes(
-            f"linea;cliente;fecha;cantidad;importe;cobro\nF1;C1;01/01/2026;1;1,00;\nF2;C1;{last_date};1;1,00;\n".encode("cp1252"))
+            f"linea;cliente;fecha;cantidad;importe;cobro\nF1;C1;01/01/2026;1;1,00;\nF2;C1;{last_date};1;1,00;\n".encode(
+                "cp1252"
+            )
+        )
         return detect_period({"inv": invoice_spec()}, tmp_path, SETTINGS)
 
     assert period_for("10/11/2026") == "2026-10"
     assert period_for("30/11/2026") == "2026-11"
     assert period_for("01/11/2026") == "2026-10"
+
+
+def test_company_names_with_a_legal_form_are_companies_and_not_split(tmp_path):
+    (tmp_path / "people.csv").write_text(
+        "id,name\n1,Gimnasio Crespo Sociedad Limitada\n2,Talleres Prado S.L.\n3,María del Carmen Prados García\n",
+        encoding="utf-8",
+    )
+    spec = SourceSpec(
+        name="support",
+        kind="party",
+        system="Support",
+        trust_rank=4,
+        format="csv",
+        path="people.csv",
+        columns={"source_id": "id", "full_name": "name"},
+    )
+    staged = ingest_source(spec, tmp_path, SETTINGS).staged.set_index("source_id")
+    assert list(staged["party_type"]) == ["company", "company", "person"]
+    assert staged.loc["1", "given_name"] is pd.NA or pd.isna(staged.loc["1", "given_name"])
+    assert (
+        staged.loc["3", "given_name"] == "María del Carmen" and staged.loc["3", "family_name_1"] == "Prados"
+    )

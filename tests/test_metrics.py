@@ -20,8 +20,23 @@ D = pd.Timestamp
 
 
 def _tx(rows: list[tuple]) -> pd.DataFrame:
-    cols = ["source", "party_source", "party_id", "order_id", "source_id", "date", "product", "category", "quantity",
-            "amount", "currency", "channel", "payment_method", "due_date", "paid_date"]
+    cols = [
+        "source",
+        "party_source",
+        "party_id",
+        "order_id",
+        "source_id",
+        "date",
+        "product",
+        "category",
+        "quantity",
+        "amount",
+        "currency",
+        "channel",
+        "payment_method",
+        "due_date",
+        "paid_date",
+    ]
     frame = pd.DataFrame(rows, columns=cols)
     for c in ("date", "due_date", "paid_date"):
         frame[c] = pd.to_datetime(frame[c], format="ISO8601")
@@ -29,29 +44,223 @@ def _tx(rows: list[tuple]) -> pd.DataFrame:
 
 
 E, W = "erp_invoices", "web_orders"
-TRANSACTIONS = _tx([
-    # C1 (known in the ERP as E1 and in the web shop as W1)
-    (E, "erp_customers", "E1", "F1", "F1-1", "2025-01-10", "PA", "A", 2, 100.0, "EUR", "tienda", "tarjeta", "2025-02-09", "2025-02-01"),
-    (E, "erp_customers", "E1", "F1", "F1-2", "2025-01-10", "PB", "B", 1, 50.0, "EUR", "tienda", "tarjeta", "2025-02-09", "2025-02-01"),
-    (E, "erp_customers", "E1", "F2", "F2-1", "2025-06-15", "PA", "A", 1, 50.0, "EUR", "tienda", "transferencia", "2025-07-15", "2025-09-20"),
-    (E, "erp_customers", "E1", "F4", "F4-1", "2025-10-01", "PA", "A", 1, 50.0, "EUR", "tienda", "transferencia", "2025-10-31", None),
-    (W, "web_customers", "W1", "O1", "O1-1", "2025-11-20 18:30", "X9", "B", 1, 108.0, "USD", "web", "card", None, None),
-    (E, "erp_customers", "E1", "F5", "F5-1", "2025-12-01", "PB", "B", 1, -50.0, "EUR", "tienda", "transferencia", "2025-12-31", "2025-12-01"),
-    (E, "erp_customers", "E1", "F3", "F3-1", "2026-03-05", "PB", "B", 1, 50.0, "EUR", "tienda", "transferencia", "2026-04-04", None),
-    (E, "erp_customers", "E1", "F9", "F9-1", "2026-04-10", "PA", "A", 1, 999.0, "EUR", "tienda", "tarjeta", "2026-05-10", None),  # after the period
-    # C2: one purchase
-    (E, "erp_customers", "E2", "F7", "F7-1", "2026-01-15", "PB", "B", 1, 40.0, "EUR", "telefono", "domiciliacion", "2026-02-14", "2026-02-10"),
-    # C4: an invoice paid after the period end (unpaid as of the period)
-    (E, "erp_customers", "E4", "F6", "F6-1", "2026-02-01", "PA", "A", 1, 50.0, "EUR", "comercial", "transferencia", "2026-03-03", "2026-04-15"),
-    # a party record that no customer owns: dropped by the link
-    (E, "erp_customers", "E99", "F8", "F8-1", "2026-02-01", "PA", "A", 1, 50.0, "EUR", "tienda", "tarjeta", None, None),
-])
-CROSSWALK = pd.DataFrame({"source": ["erp_customers", "web_customers", "erp_customers", "erp_customers", "erp_customers"],
-                          "source_id": ["E1", "W1", "E2", "E3", "E4"], "customer_id": ["C1", "C1", "C2", "C3", "C4"]})
-CUSTOMERS = pd.DataFrame({"customer_id": ["C1", "C2", "C3", "C4"],
-                          "created_at": pd.to_datetime(["2024-06-01", None, "2026-03-20", None])})
-PRODUCTS = pd.DataFrame({"source_id": ["PA", "PB"], "product": ["Producto A", "Producto B"], "category": ["A", "B"],
-                         "price": [50.0, 50.0], "unit_cost": [30.0, 20.0]})
+TRANSACTIONS = _tx(
+    [
+        # C1 (known in the ERP as E1 and in the web shop as W1)
+        (
+            E,
+            "erp_customers",
+            "E1",
+            "F1",
+            "F1-1",
+            "2025-01-10",
+            "PA",
+            "A",
+            2,
+            100.0,
+            "EUR",
+            "tienda",
+            "tarjeta",
+            "2025-02-09",
+            "2025-02-01",
+        ),
+        (
+            E,
+            "erp_customers",
+            "E1",
+            "F1",
+            "F1-2",
+            "2025-01-10",
+            "PB",
+            "B",
+            1,
+            50.0,
+            "EUR",
+            "tienda",
+            "tarjeta",
+            "2025-02-09",
+            "2025-02-01",
+        ),
+        (
+            E,
+            "erp_customers",
+            "E1",
+            "F2",
+            "F2-1",
+            "2025-06-15",
+            "PA",
+            "A",
+            1,
+            50.0,
+            "EUR",
+            "tienda",
+            "transferencia",
+            "2025-07-15",
+            "2025-09-20",
+        ),
+        (
+            E,
+            "erp_customers",
+            "E1",
+            "F4",
+            "F4-1",
+            "2025-10-01",
+            "PA",
+            "A",
+            1,
+            50.0,
+            "EUR",
+            "tienda",
+            "transferencia",
+            "2025-10-31",
+            None,
+        ),
+        (
+            W,
+            "web_customers",
+            "W1",
+            "O1",
+            "O1-1",
+            "2025-11-20 18:30",
+            "X9",
+            "B",
+            1,
+            108.0,
+            "USD",
+            "web",
+            "card",
+            None,
+            None,
+        ),
+        (
+            E,
+            "erp_customers",
+            "E1",
+            "F5",
+            "F5-1",
+            "2025-12-01",
+            "PB",
+            "B",
+            1,
+            -50.0,
+            "EUR",
+            "tienda",
+            "transferencia",
+            "2025-12-31",
+            "2025-12-01",
+        ),
+        (
+            E,
+            "erp_customers",
+            "E1",
+            "F3",
+            "F3-1",
+            "2026-03-05",
+            "PB",
+            "B",
+            1,
+            50.0,
+            "EUR",
+            "tienda",
+            "transferencia",
+            "2026-04-04",
+            None,
+        ),
+        (
+            E,
+            "erp_customers",
+            "E1",
+            "F9",
+            "F9-1",
+            "2026-04-10",
+            "PA",
+            "A",
+            1,
+            999.0,
+            "EUR",
+            "tienda",
+            "tarjeta",
+            "2026-05-10",
+            None,
+        ),  # after the period
+        # C2: one purchase
+        (
+            E,
+            "erp_customers",
+            "E2",
+            "F7",
+            "F7-1",
+            "2026-01-15",
+            "PB",
+            "B",
+            1,
+            40.0,
+            "EUR",
+            "telefono",
+            "domiciliacion",
+            "2026-02-14",
+            "2026-02-10",
+        ),
+        # C4: an invoice paid after the period end (unpaid as of the period)
+        (
+            E,
+            "erp_customers",
+            "E4",
+            "F6",
+            "F6-1",
+            "2026-02-01",
+            "PA",
+            "A",
+            1,
+            50.0,
+            "EUR",
+            "comercial",
+            "transferencia",
+            "2026-03-03",
+            "2026-04-15",
+        ),
+        # a party record that no customer owns: dropped by the link
+        (
+            E,
+            "erp_customers",
+            "E99",
+            "F8",
+            "F8-1",
+            "2026-02-01",
+            "PA",
+            "A",
+            1,
+            50.0,
+            "EUR",
+            "tienda",
+            "tarjeta",
+            None,
+            None,
+        ),
+    ]
+)
+CROSSWALK = pd.DataFrame(
+    {
+        "source": ["erp_customers", "web_customers", "erp_customers", "erp_customers", "erp_customers"],
+        "source_id": ["E1", "W1", "E2", "E3", "E4"],
+        "customer_id": ["C1", "C1", "C2", "C3", "C4"],
+    }
+)
+CUSTOMERS = pd.DataFrame(
+    {
+        "customer_id": ["C1", "C2", "C3", "C4"],
+        "created_at": pd.to_datetime(["2024-06-01", None, "2026-03-20", None]),
+    }
+)
+PRODUCTS = pd.DataFrame(
+    {
+        "source_id": ["PA", "PB"],
+        "product": ["Producto A", "Producto B"],
+        "category": ["A", "B"],
+        "price": [50.0, 50.0],
+        "unit_cost": [30.0, 20.0],
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +293,9 @@ def test_lines_are_linked_converted_and_cut_at_the_period_end(lines):
 
 
 def test_unknown_currency_is_left_out_with_a_warning():
-    tx = TRANSACTIONS.assign(currency=np.where(TRANSACTIONS["order_id"] == "F7", "JPY", TRANSACTIONS["currency"]))
+    tx = TRANSACTIONS.assign(
+        currency=np.where(TRANSACTIONS["order_id"] == "F7", "JPY", TRANSACTIONS["currency"])
+    )
     with pytest.warns(UserWarning, match="JPY"):
         out = metrics.transaction_lines(tx, CROSSWALK, PRODUCTS, SETTINGS, AS_OF)
     assert "C2" not in set(out["customer_id"])
@@ -94,7 +305,9 @@ def test_value_metrics_of_a_customer_with_refunds(orders):
     v = _row(metrics.value_metrics(orders, CUSTOMERS, SETTINGS, AS_OF, START), "C1")
     # purchases F1 150, F2 50, F4 50, O1 100, F3 50; refund F5 -50
     assert v["revenue_lifetime"] == pytest.approx(350)
-    assert v["orders_lifetime"] == 5 and v["refund_orders"] == 1 and v["refunds_lifetime"] == pytest.approx(50)
+    assert (
+        v["orders_lifetime"] == 5 and v["refund_orders"] == 1 and v["refunds_lifetime"] == pytest.approx(50)
+    )
     assert v["revenue_12m"] == pytest.approx(200)  # F2 + F4 + O1 + F3 - F5 (F1 is older than 12 months)
     assert v["orders_12m"] == 4
     assert v["revenue_period"] == pytest.approx(50) and v["orders_period"] == 1
@@ -110,8 +323,14 @@ def test_value_metrics_of_a_customer_with_refunds(orders):
 def test_value_metrics_edge_cases(orders):
     v = metrics.value_metrics(orders, CUSTOMERS, SETTINGS, AS_OF, START).set_index("customer_id")
     one = v.loc["C2"]  # one purchase
-    assert one["orders_lifetime"] == 1 and one["aov"] == pytest.approx(40) and one["revenue_12m"] == pytest.approx(40)
-    assert one["tenure_days"] == pytest.approx(one["recency_days"])  # no created_at: tenure starts at the purchase
+    assert (
+        one["orders_lifetime"] == 1
+        and one["aov"] == pytest.approx(40)
+        and one["revenue_12m"] == pytest.approx(40)
+    )
+    assert one["tenure_days"] == pytest.approx(
+        one["recency_days"]
+    )  # no created_at: tenure starts at the purchase
     none = v.loc["C3"]  # no transactions
     assert none["revenue_lifetime"] == 0 and none["orders_lifetime"] == 0
     assert np.isnan(none["recency_days"]) and np.isnan(none["aov"])
@@ -153,17 +372,49 @@ def _interactions() -> pd.DataFrame:
     rows = [  # customer, type, opened, closed, minutes, score, score_type, text
         ("C1", "ticket", "2026-03-01 10:00", "2026-03-02 10:00", 10.0, 4.0, "csat", "Producto defectuoso"),
         ("C1", "ticket", "2026-02-01 10:00", "2026-02-01 12:00", 30.0, 2.0, "csat", "Consulta"),
-        ("C1", "ticket", "2025-12-01 10:00", "2026-04-02 10:00", 20.0, None, "csat", "Reclamación"),  # open at period end
-        ("C1", "ticket", "2024-01-01 10:00", "2024-01-02 10:00", 99.0, 1.0, "csat", "old"),  # outside the window
+        (
+            "C1",
+            "ticket",
+            "2025-12-01 10:00",
+            "2026-04-02 10:00",
+            20.0,
+            None,
+            "csat",
+            "Reclamación",
+        ),  # open at period end
+        (
+            "C1",
+            "ticket",
+            "2024-01-01 10:00",
+            "2024-01-02 10:00",
+            99.0,
+            1.0,
+            "csat",
+            "old",
+        ),  # outside the window
         ("C1", "survey", "2025-06-01 10:00", None, None, 10.0, "nps", None),
         ("C1", "survey", "2026-02-01 10:00", None, None, 6.0, "nps", None),
         ("C1", "mention", "2026-01-05 10:00", None, None, None, None, "¡Me encanta, todo perfecto!"),
         ("C1", "mention", "2026-02-05 10:00", None, None, None, None, "Pésima atención, nadie responde"),
         ("C2", "survey", "2026-03-10 10:00", None, None, 9.0, "nps", None),
     ]
-    frame = pd.DataFrame(rows, columns=["customer_id", "type", "opened_at", "closed_at", "handling_minutes", "score",
-                                        "score_type", "text"])
-    frame["opened_at"], frame["closed_at"] = pd.to_datetime(frame["opened_at"]), pd.to_datetime(frame["closed_at"])
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "customer_id",
+            "type",
+            "opened_at",
+            "closed_at",
+            "handling_minutes",
+            "score",
+            "score_type",
+            "text",
+        ],
+    )
+    frame["opened_at"], frame["closed_at"] = (
+        pd.to_datetime(frame["opened_at"]),
+        pd.to_datetime(frame["closed_at"]),
+    )
     return frame.assign(source="support", source_id=[f"I{i}" for i in range(len(frame))], channel="phone")
 
 
@@ -187,13 +438,20 @@ def test_sentiment_of_mentions():
     assert s["mentions"] == 2 and s["positive_mentions"] == 1 and s["negative_mentions"] == 1
 
 
-@pytest.mark.parametrize(("text", "label"), [
-    ("Todo perfecto, lo recomiendo 👍", "positive"), ("No me gusta nada", "negative"),
-    ("El pedido llegó roto y tarde", "negative"), ("No está mal", "positive"),
-    ("¿A qué hora abre la tienda?", "neutral"), (None, None)])
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Todo perfecto, lo recomiendo 👍", "positive"),
+        ("No me gusta nada", "negative"),
+        ("El pedido llegó roto y tarde", "negative"),
+        ("No está mal", "positive"),
+        ("¿A qué hora abre la tienda?", "neutral"),
+        (None, None),
+    ],
+)
 def test_lexicon_sentiment(text, label):
     out = sentiment.score(pd.Series([text], dtype=object), sentiment.SentimentSettings(method="lexicon"))
-    assert (pd.isna(out["sentiment"].iloc[0]) if label is None else out["sentiment"].iloc[0] == label)
+    assert pd.isna(out["sentiment"].iloc[0]) if label is None else out["sentiment"].iloc[0] == label
 
 
 def _contacts() -> pd.DataFrame:
@@ -204,9 +462,23 @@ def _contacts() -> pd.DataFrame:
         ("C1", "email", True, "2026-02-25", None, True, "2026-02-27", 99.0),  # control arm: not contacted
         ("C2", "mailing", False, "2026-04-05", None, True, "2026-04-09", 10.0),  # after the period
     ]
-    frame = pd.DataFrame(rows, columns=["customer_id", "channel", "control", "contacted_at", "opened", "responded",
-                                        "response_at", "revenue"])
-    frame["contacted_at"], frame["response_at"] = pd.to_datetime(frame["contacted_at"]), pd.to_datetime(frame["response_at"])
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "customer_id",
+            "channel",
+            "control",
+            "contacted_at",
+            "opened",
+            "responded",
+            "response_at",
+            "revenue",
+        ],
+    )
+    frame["contacted_at"], frame["response_at"] = (
+        pd.to_datetime(frame["contacted_at"]),
+        pd.to_datetime(frame["response_at"]),
+    )
     return frame.astype({"opened": "boolean"})
 
 
@@ -221,21 +493,34 @@ def test_engagement_from_campaigns():
 
 
 def test_sales_cycle(orders):
-    opp = pd.DataFrame({
-        "customer_id": ["C1", "C1", "C1", "C1"],
-        "created_at": pd.to_datetime(["2025-05-01", "2025-08-01", "2026-01-01", "2026-02-01"]),
-        "closed_at": pd.to_datetime(["2025-05-31", "2025-08-11", None, "2026-05-01"]),
-        "stage": ["Won", "Lost", "Open", "Won"], "amount": [100.0, 50.0, 500.0, 70.0]})
+    opp = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C1", "C1", "C1"],
+            "created_at": pd.to_datetime(["2025-05-01", "2025-08-01", "2026-01-01", "2026-02-01"]),
+            "closed_at": pd.to_datetime(["2025-05-31", "2025-08-11", None, "2026-05-01"]),
+            "stage": ["Won", "Lost", "Open", "Won"],
+            "amount": [100.0, 50.0, 500.0, 70.0],
+        }
+    )
     c = _row(metrics.sales_cycle(opp, orders, CUSTOMERS, AS_OF), "C1")
-    assert (c["opportunities_won"], c["opportunities_lost"], c["opportunities_open"]) == (1, 1, 2)  # won in May: open then
+    assert (c["opportunities_won"], c["opportunities_lost"], c["opportunities_open"]) == (
+        1,
+        1,
+        2,
+    )  # won in May: open then
     assert c["win_rate"] == pytest.approx(0.5) and c["open_pipeline"] == pytest.approx(570)
     assert c["sales_cycle_days"] == pytest.approx(30)
     assert c["days_to_first_order"] == pytest.approx(45)  # created 1 May -> invoice F2 on 15 June
 
 
 def test_relationship_trend():
-    rows = [("UP", "2026-01-15", 100.0), ("DOWN", "2025-06-15", 100.0), ("FLAT", "2025-06-15", 100.0),
-            ("FLAT", "2025-09-15", 100.0), ("FLAT", "2026-01-15", 100.0)]
+    rows = [
+        ("UP", "2026-01-15", 100.0),
+        ("DOWN", "2025-06-15", 100.0),
+        ("FLAT", "2025-06-15", 100.0),
+        ("FLAT", "2025-09-15", 100.0),
+        ("FLAT", "2026-01-15", 100.0),
+    ]
     orders = pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).assign(kind="purchase")
     orders["date"] = pd.to_datetime(orders["date"])
     people = pd.DataFrame({"customer_id": ["UP", "DOWN", "FLAT", "NONE"]})
@@ -262,7 +547,9 @@ def test_rfm_scores():
 # ------------------------------------------------------------------------------------------ CLV
 def test_clv_summary_by_hand(orders):
     s = clv.summary(orders, AS_OF)
-    c1 = s.loc["C1"]  # purchase days 10 Jan, 15 Jun, 1 Oct, 20 Nov 2025, 5 Mar 2026 (the refund day is not one)
+    c1 = s.loc[
+        "C1"
+    ]  # purchase days 10 Jan, 15 Jun, 1 Oct, 20 Nov 2025, 5 Mar 2026 (the refund day is not one)
     assert c1["frequency"] == 4
     assert c1["recency"] == pytest.approx(419 / 7) and c1["T"] == pytest.approx(445 / 7)
     assert c1["monetary_value"] == pytest.approx((50 + 50 + 100 + 50) / 4)  # repeat purchases only
@@ -277,15 +564,22 @@ def test_clv_summary_matches_lifetimes_conventions():
 
     rng = np.random.default_rng(3)
     n = 400
-    tx = pd.DataFrame({"customer_id": rng.integers(0, 60, n).astype(str),
-                       "date": D("2025-01-01") + pd.to_timedelta(rng.integers(0, 400 * 24, n), unit="h"),
-                       "amount": rng.gamma(2, 30, n).round(2)})
+    tx = pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, 60, n).astype(str),
+            "date": D("2025-01-01") + pd.to_timedelta(rng.integers(0, 400 * 24, n), unit="h"),
+            "amount": rng.gamma(2, 30, n).round(2),
+        }
+    )
     end = D("2026-02-10")
-    expected = summary_data_from_transaction_data(tx, "customer_id", "date", "amount", observation_period_end=end,
-                                                  freq="D")
+    expected = summary_data_from_transaction_data(
+        tx, "customer_id", "date", "amount", observation_period_end=end, freq="D"
+    )
     ours = clv.summary(tx.assign(kind="purchase"), end, clv.ClvSettings(time_unit="D")).loc[expected.index]
     for col in ("frequency", "recency", "T", "monetary_value"):
-        np.testing.assert_allclose(ours[col].to_numpy(float), expected[col].to_numpy(float), rtol=1e-9, err_msg=col)
+        np.testing.assert_allclose(
+            ours[col].to_numpy(float), expected[col].to_numpy(float), rtol=1e-9, err_msg=col
+        )
 
 
 def test_cdnow_reproduces_the_published_estimates():
@@ -351,7 +645,9 @@ def test_clv_without_enough_buyers_warns_and_leaves_clv_empty(orders):
 def test_holdout_check_compares_prediction_with_what_happened():
     from lifetimes.datasets import load_dataset
 
-    raw = load_dataset("CDNOW_sample.txt", header=None, sep=r"\s+", names=["id", "customer_id", "date", "cds", "amount"])
+    raw = load_dataset(
+        "CDNOW_sample.txt", header=None, sep=r"\s+", names=["id", "customer_id", "date", "cds", "amount"]
+    )
     raw["date"] = pd.to_datetime(raw["date"].astype(str), format="%Y%m%d")
     orders = raw.assign(customer_id=raw["customer_id"].astype(str), kind="purchase")
     settings = clv.ClvSettings(holdout_months=9)
@@ -361,7 +657,12 @@ def test_holdout_check_compares_prediction_with_what_happened():
     assert stats["customers"] > 2300  # CDNOW's 2357 customers, less those whose purchases are all $0
     # the paper's aggregate forecast for CDNOW is within a few percent of what happened
     assert stats["predicted_purchases"] == pytest.approx(stats["actual_purchases"], rel=0.15)
-    assert stats["correlation"] > 0.5 and list(by_freq.columns) == ["calibration_frequency", "customers", "predicted", "actual"]
+    assert stats["correlation"] > 0.5 and list(by_freq.columns) == [
+        "calibration_frequency",
+        "customers",
+        "predicted",
+        "actual",
+    ]
 
 
 # ------------------------------------------------------------------------------------- settings
@@ -379,22 +680,28 @@ def test_settings_errors_name_the_key():
 
 
 def test_wide_joins_every_concept(lines, orders):
-    tables = {"value": metrics.value_metrics(orders, CUSTOMERS, SETTINGS, AS_OF, START),
-              "payment": metrics.payment_metrics(orders, CUSTOMERS, SETTINGS, AS_OF),
-              "rfm": metrics.rfm_scores(orders, CUSTOMERS, SETTINGS, AS_OF)}
+    tables = {
+        "value": metrics.value_metrics(orders, CUSTOMERS, SETTINGS, AS_OF, START),
+        "payment": metrics.payment_metrics(orders, CUSTOMERS, SETTINGS, AS_OF),
+        "rfm": metrics.rfm_scores(orders, CUSTOMERS, SETTINGS, AS_OF),
+    }
     w = metrics.wide(tables)
     assert len(w) == len(CUSTOMERS) and w["customer_id"].is_unique
     assert {"revenue_12m", "outstanding_balance", "rfm_code"} <= set(w.columns)
 
 
 def test_customers_without_any_activity_get_empty_metrics_not_errors():
-    no_orders = metrics.order_table(metrics.transaction_lines(TRANSACTIONS.iloc[:0], CROSSWALK, PRODUCTS, SETTINGS, AS_OF))
+    no_orders = metrics.order_table(
+        metrics.transaction_lines(TRANSACTIONS.iloc[:0], CROSSWALK, PRODUCTS, SETTINGS, AS_OF)
+    )
     no_inter = _interactions().iloc[:0]
     out = {
         "value": metrics.value_metrics(no_orders, CUSTOMERS, SETTINGS, AS_OF, START),
         "payment": metrics.payment_metrics(no_orders, CUSTOMERS, SETTINGS, AS_OF),
         "service": metrics.service_metrics(no_inter, CUSTOMERS, SETTINGS, AS_OF),
-        "sentiment": metrics.sentiment_metrics(metrics.score_mentions(no_inter, SETTINGS, AS_OF), CUSTOMERS, SETTINGS, AS_OF),
+        "sentiment": metrics.sentiment_metrics(
+            metrics.score_mentions(no_inter, SETTINGS, AS_OF), CUSTOMERS, SETTINGS, AS_OF
+        ),
         "engagement": metrics.engagement_metrics(_contacts().iloc[:0], CUSTOMERS, AS_OF),
         "trend": metrics.relationship_trend(no_orders, None, None, CUSTOMERS, SETTINGS, AS_OF),
         "rfm": metrics.rfm_scores(no_orders, CUSTOMERS, SETTINGS, AS_OF),
@@ -407,9 +714,16 @@ def test_customers_without_any_activity_get_empty_metrics_not_errors():
 
 def test_an_order_at_the_first_midnight_of_the_period_counts_in_the_period():
     start = D("2026-03-01 00:00:00")
-    orders = pd.DataFrame({"customer_id": ["C9", "C9"], "date": [start, D("2026-02-28 23:59:59")],
-                           "amount": [30.0, 20.0], "kind": ["purchase", "purchase"], "cost_known": [False, False],
-                           "margin": [np.nan, np.nan]})
+    orders = pd.DataFrame(
+        {
+            "customer_id": ["C9", "C9"],
+            "date": [start, D("2026-02-28 23:59:59")],
+            "amount": [30.0, 20.0],
+            "kind": ["purchase", "purchase"],
+            "cost_known": [False, False],
+            "margin": [np.nan, np.nan],
+        }
+    )
     customers = pd.DataFrame({"customer_id": ["C9"]})
     v = _row(metrics.value_metrics(orders, customers, SETTINGS, AS_OF, start), "C9")
     assert v["revenue_period"] == pytest.approx(30) and v["orders_period"] == 1

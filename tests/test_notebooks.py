@@ -20,7 +20,9 @@ def test_every_stage_has_its_notebook():
 def test_notebook_is_stored_without_outputs_and_has_parameters(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name}: strip outputs (nbstripout)"
+    assert all(not c.outputs and c.execution_count is None for c in code), (
+        f"{path.name}: strip outputs (nbstripout)"
+    )
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), "first cell: a title"

@@ -26,15 +26,21 @@ def write_notebook(path: Path, code: str) -> None:
 def tiny_project(tmp_path, monkeypatch):
     root = make_project(tmp_path / "proj")
     (root / "data" / "raw").mkdir(parents=True)
-    write_notebook(root / "notebooks" / "ok.ipynb", """
+    write_notebook(
+        root / "notebooks" / "ok.ipynb",
+        """
 from helpers import pipeline
 from helpers.config import load_settings
 s = load_settings()
 pipeline.record_stage(s, period, "first", {"rows_in": 3, "rows_out": 2, "run": run_id})
-""")
+""",
+    )
     write_notebook(root / "notebooks" / "boom.ipynb", "x = 1\nraise ValueError('the amount column is empty')")
-    monkeypatch.setattr(pipeline, "STAGES", [pipeline.Stage("first", "ok.ipynb", "ok"),
-                                             pipeline.Stage("second", "boom.ipynb", "fails")])
+    monkeypatch.setattr(
+        pipeline,
+        "STAGES",
+        [pipeline.Stage("first", "ok.ipynb", "ok"), pipeline.Stage("second", "boom.ipynb", "fails")],
+    )
     return root
 
 
@@ -49,7 +55,9 @@ def test_successful_runs_are_versioned_with_a_manifest(tiny_project):
     stage = manifest["stages"][0]
     assert stage["stats"] == {"rows_in": 3, "rows_out": 2, "run": "2026-10-v1"} and stage["seconds"] > 0
     assert (run1 / "notebooks" / "ok.ipynb").exists()
-    assert (tiny_project / "reports" / "latest").resolve() == (tiny_project / "reports" / "2026-10" / "v2").resolve()
+    assert (tiny_project / "reports" / "latest").resolve() == (
+        tiny_project / "reports" / "2026-10" / "v2"
+    ).resolve()
 
 
 def test_a_failing_stage_names_notebook_cell_and_error_and_promotes_nothing(tiny_project):

@@ -12,7 +12,10 @@ def test_period_slices_are_replaced_not_duplicated(tmp_path):
     store.save_table(db, "kpis", pd.DataFrame({"customers": [12]}), period="2026-10")
     store.save_table(db, "kpis", pd.DataFrame({"customers": [13]}), period="2026-10")  # a re-run
     got = store.load_table(db, "kpis").sort_values("period")
-    assert got.to_dict("records") == [{"period": "2026-09", "customers": 10}, {"period": "2026-10", "customers": 13}]
+    assert got.to_dict("records") == [
+        {"period": "2026-09", "customers": 10},
+        {"period": "2026-10", "customers": 13},
+    ]
     assert store.load_table(db, "kpis", period="2026-09")["customers"].tolist() == [10]
     assert store.load_table(db, "missing").empty
 
@@ -22,7 +25,9 @@ def test_a_table_created_from_an_empty_frame_takes_rows_later(tmp_path):
     empty = pd.DataFrame({"source": pd.Series(dtype=object), "count": pd.Series(dtype="int64")})
     store.save_table(db, "issues", empty, period="2026-09")
     store.save_table(db, "issues", pd.DataFrame({"source": ["crm"], "count": [3]}), period="2026-10")
-    assert store.load_table(db, "issues").to_dict("records") == [{"period": "2026-10", "source": "crm", "count": 3}]
+    assert store.load_table(db, "issues").to_dict("records") == [
+        {"period": "2026-10", "source": "crm", "count": 3}
+    ]
 
 
 def test_a_failed_write_leaves_the_old_file(tmp_path):
@@ -36,7 +41,9 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
 
 
 def test_csv_exports_escape_formulas(tmp_path):
-    frame = pd.DataFrame({"name": ["=cmd|' /C calc'!A0", "+SUM(A1)", "@x", "Ana"], "amount": ["-12.5", "3", "4", "5"]})
+    frame = pd.DataFrame(
+        {"name": ["=cmd|' /C calc'!A0", "+SUM(A1)", "@x", "Ana"], "amount": ["-12.5", "3", "4", "5"]}
+    )
     path = store.write_csv(frame, tmp_path / "list.csv")
     text = path.read_text()
     assert "'=cmd" in text and "'+SUM" in text and "'@x" in text

@@ -118,6 +118,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Erase a person from processed data and the store, and keep them out of later runs."""
+    from helpers import privacy_ops
+    from helpers.config import load_settings, load_sources
+
+    identifier = sys.stdin.readline().strip() if args.id == "-" else args.id
+    if not identifier:
+        raise ScvError(
+            "--id is empty; give a tax id, an e-mail or a customer id (or - to read it from stdin)"
+        )
+    settings = load_settings()
+    report = privacy_ops.erase(
+        identifier, settings=settings, sources=load_sources(), kind=args.kind, reason=args.reason
+    )
+    print(
+        f"erasure {report.erasure_id}: {report.customers} customer(s), {report.source_records} source records; "
+        f"{report.staged_rows_erased} staged rows and {report.store_rows_deleted} store rows removed, "
+        f"{report.file_cells_blanked + report.store_cells_blanked + report.reject_values_blanked} values blanked, "
+        f"{report.identifiers_suppressed} identifiers added to the suppression list"
+        + (
+            f" ({report.shared_identifiers_not_suppressed} shared with other customers not suppressed)"
+            if report.shared_identifiers_not_suppressed
+            else ""
+        )
+    )
+    print(
+        f"recorded in {privacy_ops.suppression_dir(settings.path('raw')) / privacy_ops.AUDIT_FILE}; reports "
+        "rendered before now are not changed"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scv", description="Single Customer View: ingest, unify, measure, report."
@@ -168,6 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate params/ and list missing input files")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "erase",
+        help="erase a person (by tax id, e-mail or customer id) from processed data and the store, "
+        "and keep them out of later runs",
+    )
+    p.add_argument(
+        "--id",
+        required=True,
+        help="tax id, e-mail or customer id; - reads it from stdin (keeps it out "
+        "of the shell history and the process list)",
+    )
+    p.add_argument(
+        "--kind", choices=["tax_id", "email", "customer_id"], help="what --id is (default: guessed)"
+    )
+    p.add_argument(
+        "--reason", help="why (e.g. a request reference); recorded in the audit log, identifiers blanked"
+    )
+    p.set_defaults(func=cmd_erase)
     return parser
 
 

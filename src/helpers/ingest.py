@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from helpers import standardise as std
 from helpers.config import IngestSettings, SourceSpec
 from helpers.errors import AccountingError, SourceError
 from helpers.readers import ITEM, ROW, RawRecords, read_source
+
+if TYPE_CHECKING:
+    from helpers.privacy_ops import Suppression
 
 REJECT_COLUMNS = ["source", "file", "row_number", "column", "value", "reason", "action"]
 
@@ -34,7 +38,10 @@ FIELD_STANDARDISERS = {
 }
 NAME_COLUMNS = ("given_name", "family_names", "full_name")
 #: Spanish legal forms that mark a company name when no CIF says so.
-COMPANY_SUFFIX = r"(?i)\b(?:S\.?\s?L\.?(?:U\.?)?|S\.?\s?A\.?(?:U\.?)?|S\.?\s?COOP\.?|S\.?\s?C\.?|C\.?\s?B\.?)\s*$"
+COMPANY_SUFFIX = (
+    r"(?i)\b(?:S\.?\s?L\.?(?:U\.?)?|S\.?\s?A\.?(?:U\.?)?|S\.?\s?COOP\.?|S\.?\s?C\.?|C\.?\s?B\.?"
+    r"|Sociedad\s+(?:Limitada|An[oó]nima|Cooperativa|Civil)(?:\s+Unipersonal)?|Comunidad\s+de\s+Bienes)\s*$"
+)
 
 
 @dataclass
@@ -74,8 +81,17 @@ def map_columns(raw: RawRecords, spec: SourceSpec, file: str) -> pd.DataFrame:
     """Canonical columns (as raw text) from a source's raw columns, per its `columns` mapping."""
     available = set(raw.columns)
     missing = [c for c in spec.raw_columns() if c not in available]
+    if missing and not len(raw.records) and not raw.columns:
+        # no record parsed (an empty JSON array, only broken JSON lines): there are no keys to check
+        # the mapping against; the source has zero good records, its broken ones are quarantined
+        raw.records = raw.records.assign(**{c: pd.Series(dtype=object) for c in missing})
+        missing = []
     if missing:
-        wanted = {k: v for k, v in spec.columns.items() if (v in missing if isinstance(v, str) else set(v) & set(missing))}
+        wanted = {
+            k: v
+            for k, v in spec.columns.items()
+            if (v in missing if isinstance(v, str) else set(v) & set(missing))
+        }
         raise SourceError(
             f"{file}: column(s) {missing} not found (mapped in sources.{spec.name}.columns as {wanted}); "
             f"the source has: {sorted(available)[:40]}"
@@ -118,8 +134,15 @@ def _parse(column: str, logical: str, values: pd.Series, spec: SourceSpec, setti
         if column == "birth_date":
             max_date = date.today()
             min_date = max(min_date, date(date.today().year - settings.max_birth_age, 1, 1))
-        result = std.date(values, fmt=spec.date_format, dayfirst=spec.dayfirst, min_date=min_date,
-                          max_date=max_date, tz=settings.timezone, placeholders=marks)
+        result = std.date(
+            values,
+            fmt=spec.date_format,
+            dayfirst=spec.dayfirst,
+            min_date=min_date,
+            max_date=max_date,
+            tz=settings.timezone,
+            placeholders=marks,
+        )
         if logical == "date":
             result.value = result.value.dt.normalize()
         return result
@@ -135,8 +158,9 @@ def _derive_party(staged: pd.DataFrame) -> pd.DataFrame:
     # a source that only gives a full name ("María del Carmen Prados García") is split
     only_full = staged["full_name"].notna() & staged["given_name"].isna() & staged["family_names"].isna()
     tax_kind = std.tax_id_kind(staged["tax_id"])
-    company = tax_kind.eq("cif")
-    person_full = only_full & ~company
+    legal_form = staged["full_name"].astype("string").str.contains(COMPANY_SUFFIX, na=False)
+    company = tax_kind.eq("cif") | legal_form
+    person_full = only_full & ~company  # a company name is never split into given name and surnames
     if person_full.any():
         given, family = std.split_full_name(staged.loc[person_full, "full_name"])
         staged.loc[person_full, "given_name"] = given
@@ -145,7 +169,9 @@ def _derive_party(staged: pd.DataFrame) -> pd.DataFrame:
     staged["family_name_1"] = first
     staged["family_name_2"] = second
     built = (staged["given_name"].fillna("") + " " + staged["family_names"].fillna("")).str.strip()
-    staged["full_name"] = staged["full_name"].where(staged["full_name"].notna(), built.where(built != "", None))
+    staged["full_name"] = staged["full_name"].where(
+        staged["full_name"].notna(), built.where(built != "", None)
+    )
     legal_form = staged["full_name"].astype("string").str.contains(COMPANY_SUFFIX, na=False)
     inferred = pd.Series(np.where(company | legal_form, "company", "person"), index=staged.index)
     staged["party_type"] = staged["party_type"].where(staged["party_type"].notna(), inferred)
@@ -180,29 +206,48 @@ def standardise_source(
         if empty_required:
             missing = result.value.isna() & ~bad
             if missing.any():
-                reject_parts.append(pd.DataFrame({
-                    "row_number": rows[missing.to_numpy()], "column": _raw_column(spec, column),
-                    "value": "", "reason": "missing_required", "action": "row",
-                }))
+                reject_parts.append(
+                    pd.DataFrame(
+                        {
+                            "row_number": rows[missing.to_numpy()],
+                            "column": _raw_column(spec, column),
+                            "value": "",
+                            "reason": "missing_required",
+                            "action": "row",
+                        }
+                    )
+                )
                 row_bad |= missing
         if bad.any():
             action = "row" if column in required else "field"
-            reject_parts.append(pd.DataFrame({
-                "row_number": rows[bad.to_numpy()], "column": _raw_column(spec, column),
-                "value": mapped.loc[bad, column].astype(str).str.slice(0, 500).to_numpy(),
-                "reason": result.reason[bad].to_numpy(), "action": action,
-            }))
+            reject_parts.append(
+                pd.DataFrame(
+                    {
+                        "row_number": rows[bad.to_numpy()],
+                        "column": _raw_column(spec, column),
+                        "value": mapped.loc[bad, column].astype(str).str.slice(0, 500).to_numpy(),
+                        "reason": result.reason[bad].to_numpy(),
+                        "action": action,
+                    }
+                )
+            )
             if action == "row":
                 row_bad |= bad
 
     if "quantity" in staged:
         negative = staged["quantity"].lt(0).fillna(False)
         if negative.any():
-            reject_parts.append(pd.DataFrame({
-                "row_number": rows[negative.to_numpy()], "column": _raw_column(spec, "quantity"),
-                "value": mapped.loc[negative, "quantity"].astype(str).to_numpy(),
-                "reason": "negative_quantity", "action": "row",
-            }))
+            reject_parts.append(
+                pd.DataFrame(
+                    {
+                        "row_number": rows[negative.to_numpy()],
+                        "column": _raw_column(spec, "quantity"),
+                        "value": mapped.loc[negative, "quantity"].astype(str).to_numpy(),
+                        "reason": "negative_quantity",
+                        "action": "row",
+                    }
+                )
+            )
             row_bad |= negative
 
     # exact duplicates of an earlier record in the same file (the later copy is quarantined)
@@ -210,10 +255,17 @@ def standardise_source(
     dup = raw.records[raw_cols].astype("string").duplicated(keep="first")
     if dup.any():
         first_row = raw.records.loc[dup, ROW].to_numpy()
-        reject_parts.append(pd.DataFrame({
-            "row_number": first_row, "column": "*", "value": "",
-            "reason": "duplicate_row", "action": "row",
-        }))
+        reject_parts.append(
+            pd.DataFrame(
+                {
+                    "row_number": first_row,
+                    "column": "*",
+                    "value": "",
+                    "reason": "duplicate_row",
+                    "action": "row",
+                }
+            )
+        )
         row_bad |= dup
 
     if spec.kind == "party":
@@ -226,11 +278,15 @@ def standardise_source(
         bad_parent_rows = set(raw.records.loc[row_bad, ROW])
         row_bad = raw.records[ROW].isin(bad_parent_rows)
 
-    rejects = pd.concat(reject_parts, ignore_index=True) if reject_parts else _empty_rejects(REJECT_COLUMNS[2:])
+    rejects = (
+        pd.concat(reject_parts, ignore_index=True) if reject_parts else _empty_rejects(REJECT_COLUMNS[2:])
+    )
     # a quarantined record is listed with its row reasons only, not also with its field rejects
     quarantined = set(raw.records.loc[row_bad, ROW])
     rejects = rejects[(rejects["action"] == "row") | ~rejects["row_number"].isin(quarantined)]
-    rejects = rejects.drop_duplicates(["row_number", "column", "reason"]).sort_values(["row_number", "column"], kind="stable")
+    rejects = rejects.drop_duplicates(["row_number", "column", "reason"]).sort_values(
+        ["row_number", "column"], kind="stable"
+    )
     rejects = rejects.reset_index(drop=True)
     rejects.insert(0, "source", spec.name)
     rejects.insert(1, "file", file)
@@ -277,36 +333,100 @@ def _typed(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 def staged_schema(kind: str) -> pa.DataFrameSchema:
     """The pandera contract of a staged table: types, required fields present, unique record ids."""
-    dtypes = {"str": "string", "date": "datetime64[ns]", "datetime": "datetime64[ns]", "float": "float64",
-              "int": "Int64", "bool": "boolean"}
+    dtypes = {
+        "str": "string",
+        "date": "datetime64[ns]",
+        "datetime": "datetime64[ns]",
+        "float": "float64",
+        "int": "Int64",
+        "bool": "boolean",
+    }
     required = schema.REQUIRED[kind] | {"source", "record_id", "row_number"}
     columns = {}
     for col, logical in {**schema.LINEAGE, **schema.KINDS[kind]}.items():
         checks = []
         if col == "quantity":
             checks.append(pa.Check.ge(0))
-        columns[col] = pa.Column(dtypes[logical], nullable=col not in required, checks=checks,
-                                 unique=col == "record_id")
+        columns[col] = pa.Column(
+            dtypes[logical], nullable=col not in required, checks=checks, unique=col == "record_id"
+        )
     return pa.DataFrameSchema(columns, strict=True, ordered=True)
 
 
-def ingest_source(spec: SourceSpec, raw_dir: Path, settings: IngestSettings) -> IngestResult:
-    """Read, map, standardise and validate one source; raises AccountingError if rows go missing."""
+def _suppress(
+    staged: pd.DataFrame, rejects: pd.DataFrame, spec: SourceSpec, file: str, suppression: Suppression
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Records of erased people (helpers.privacy_ops) leave staged as row rejects "erased" with no
+    value, and their field rejects go; a party record's erasure carries over to the records pointing
+    at it."""
+    if spec.kind == "party":
+        hit = suppression.party_mask(spec.name, staged)
+        suppression.add_source_keys(spec.name, staged.loc[hit, "source_id"].dropna())
+    else:
+        hit = suppression.reference_mask(staged)
+    if not hit.any():
+        return staged, rejects
+    rows = sorted(set(staged.loc[hit, "row_number"].astype("int64")))
+    erased = pd.DataFrame(
+        {
+            "source": spec.name,
+            "file": file,
+            "row_number": pd.array(rows, dtype="int64"),
+            "column": "*",
+            "value": "",
+            "reason": "erased",
+            "action": "row",
+        }
+    )
+    rejects = pd.concat([rejects[~rejects["row_number"].isin(rows)], erased], ignore_index=True)
+    rejects = rejects.sort_values(["row_number", "column"], kind="stable").reset_index(drop=True)
+    return staged[~staged["row_number"].isin(rows)].reset_index(drop=True), rejects
+
+
+def ingest_source(
+    spec: SourceSpec, raw_dir: Path, settings: IngestSettings, suppression: Suppression | None = None
+) -> IngestResult:
+    """Read, map, standardise and validate one source; raises AccountingError if rows go missing.
+
+    With a `suppression` list (helpers.privacy_ops), records of erased people are quarantined as
+    "erased", without their data.
+    """
     file = spec.path if spec.path else spec.location(raw_dir)
     raw = read_source(spec, raw_dir)
     mapped = map_columns(raw, spec, str(Path(raw_dir) / spec.path) if spec.path else file)
     staged, rejects, placeholders = standardise_source(mapped, raw, spec, settings, file)
+    suppressing = suppression is not None and len(suppression) > 0
+    if suppressing:
+        staged, rejects = _suppress(staged, rejects, spec, file, suppression)
     if len(raw.malformed):
-        malformed = pd.DataFrame({
-            "source": spec.name, "file": file, "row_number": raw.malformed[ROW].astype("int64"),
-            "column": "*", "value": raw.malformed["value"].astype(str),
-            "reason": raw.malformed["reason"].str.split(":").str[0], "action": "row",
-        })
+        values = raw.malformed["value"].astype(str)
+        reasons = raw.malformed["reason"].str.split(":").str[0]
+        if suppressing:  # a line too broken to parse may still name an erased person
+            erased = pd.Series(suppression.mentions(values), index=values.index)
+            values, reasons = values.where(~erased, ""), reasons.where(~erased, "erased")
+        malformed = pd.DataFrame(
+            {
+                "source": spec.name,
+                "file": file,
+                "row_number": raw.malformed[ROW].astype("int64"),
+                "column": "*",
+                "value": values,
+                "reason": reasons,
+                "action": "row",
+            }
+        )
         rejects = pd.concat([rejects, malformed], ignore_index=True)
     staged_schema(spec.kind).validate(staged, lazy=True)
     rows_rejected = int(rejects.loc[rejects["action"] == "row", "row_number"].nunique())
-    result = IngestResult(spec.name, spec.kind, staged, rejects.reset_index(drop=True), raw.rows_read,
-                          rows_rejected, placeholders)
+    result = IngestResult(
+        spec.name,
+        spec.kind,
+        staged,
+        rejects.reset_index(drop=True),
+        raw.rows_read,
+        rows_rejected,
+        placeholders,
+    )
     if result.rows_read != result.rows_staged + result.rows_rejected:
         raise AccountingError(
             f"{spec.name}: read {result.rows_read} rows but staged {result.rows_staged} and rejected "
@@ -323,31 +443,50 @@ def detect_period(specs: dict[str, SourceSpec], raw_dir: Path, settings: IngestS
             continue
         raw = read_source(spec, raw_dir)
         col = spec.columns["date"]
-        values = std.date(raw.records[col], fmt=spec.date_format, dayfirst=spec.dayfirst,
-                          min_date=settings.min_date).value.dropna()
+        values = std.date(
+            raw.records[col], fmt=spec.date_format, dayfirst=spec.dayfirst, min_date=settings.min_date
+        ).value.dropna()
         if len(values):
             top = values.max().to_pydatetime().replace(tzinfo=None)
             newest = top if newest is None or top > newest else newest
     if newest is None:
-        raise SourceError("cannot find the last complete month: no transaction source has a valid date; "
-                          "set `period` in params/default.yaml or PERIOD=YYYY-MM")
+        raise SourceError(
+            "cannot find the last complete month: no transaction source has a valid date; "
+            "set `period` in params/default.yaml or PERIOD=YYYY-MM"
+        )
     ts = pd.Timestamp(newest)
     month = ts.to_period("M")
     complete = ts.normalize() == (ts + pd.offsets.MonthEnd(0)).normalize()
     return str(month if complete else month - 1)
 
 
-def ingest_all(specs: dict[str, SourceSpec], raw_dir: Path, settings: IngestSettings, *,
-               progress: bool = True) -> dict[str, IngestResult]:
-    """Ingest every source in declaration order, with a progress bar."""
+def ingest_all(
+    specs: dict[str, SourceSpec],
+    raw_dir: Path,
+    settings: IngestSettings,
+    *,
+    progress: bool = True,
+    suppression: Suppression | None = None,
+) -> dict[str, IngestResult]:
+    """Ingest every source, with a progress bar; the results in declaration order.
+
+    Erased people are left out: the suppression list in data/suppression/ (beside paths.raw), unless
+    `suppression` is given. Party sources are read first, so that a transaction follows its party
+    record out even when only that record's e-mail or tax id is on the list.
+    """
     from tqdm.auto import tqdm
 
+    from helpers import privacy_ops
+
+    if suppression is None:
+        suppression = privacy_ops.load_suppression(privacy_ops.suppression_dir(raw_dir))
     results: dict[str, IngestResult] = {}
-    bar = tqdm(list(specs.values()), desc="ingest", unit="source", disable=not progress)
+    ordered = sorted(specs.values(), key=lambda spec: spec.kind != "party")
+    bar = tqdm(ordered, desc="ingest", unit="source", disable=not progress)
     for spec in bar:
         bar.set_postfix_str(spec.name)
-        results[spec.name] = ingest_source(spec, raw_dir, settings)
-    return results
+        results[spec.name] = ingest_source(spec, raw_dir, settings, suppression)
+    return {name: results[name] for name in specs}
 
 
 def accounting(results: dict[str, IngestResult]) -> pd.DataFrame:
@@ -364,8 +503,12 @@ def reject_summary(rejects: pd.DataFrame) -> pd.DataFrame:
     """Rejects counted by source, reason and action (row quarantined / field removed)."""
     if rejects.empty:
         return pd.DataFrame(columns=["source", "reason", "action", "count"])
-    return (rejects.groupby(["source", "reason", "action"], as_index=False).size()
-            .rename(columns={"size": "count"}).sort_values("count", ascending=False, ignore_index=True))
+    return (
+        rejects.groupby(["source", "reason", "action"], as_index=False)
+        .size()
+        .rename(columns={"size": "count"})
+        .sort_values("count", ascending=False, ignore_index=True)
+    )
 
 
 def save_results(results: dict[str, IngestResult], processed: Path, store_path: Path, period: str) -> dict:
@@ -387,16 +530,21 @@ def save_results(results: dict[str, IngestResult], processed: Path, store_path: 
         "rows_out": int(table["records_staged"].sum()),
         "rows_rejected": int(table["rows_rejected"].sum()),
         "field_rejects": int(table["field_rejects"].sum()),
-        "sources": {row["source"]: {k: row[k] for k in ("rows_read", "rows_staged", "rows_rejected")}
-                    for row in table.to_dict("records")},
+        "sources": {
+            row["source"]: {k: row[k] for k in ("rows_read", "rows_staged", "rows_rejected")}
+            for row in table.to_dict("records")
+        },
     }
 
 
 def load_staged(processed: Path, period: str, specs: dict[str, SourceSpec], kind: str) -> pd.DataFrame:
     """All staged records of one kind for a period, concatenated (for the later stages)."""
     base = Path(processed) / period / "staged"
-    frames = [pd.read_parquet(base / f"{name}.parquet") for name, spec in specs.items()
-              if spec.kind == kind and (base / f"{name}.parquet").exists()]
+    frames = [
+        pd.read_parquet(base / f"{name}.parquet")
+        for name, spec in specs.items()
+        if spec.kind == kind and (base / f"{name}.parquet").exists()
+    ]
     if not frames:
         raise SourceError(f"no staged {kind} records in {base}; run the ingest stage for {period} first")
     return pd.concat(frames, ignore_index=True)

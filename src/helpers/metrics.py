@@ -274,7 +274,9 @@ def value_metrics(
         calendar = name == "period"  # the period's first midnight belongs to the period
         win = _in(o["date"], start, as_of, from_start=calendar)
         out[f"revenue_{name}"] = o[win].groupby("customer_id")["amount"].sum()
-        out[f"orders_{name}"] = buy[_in(buy["date"], start, as_of, from_start=calendar)].groupby("customer_id").size()
+        out[f"orders_{name}"] = (
+            buy[_in(buy["date"], start, as_of, from_start=calendar)].groupby("customer_id").size()
+        )
     ref = o[o["kind"] == "refund"]
     out["refunds_lifetime"] = -ref.groupby("customer_id")["amount"].sum()
     out["refund_orders"] = ref.groupby("customer_id").size()

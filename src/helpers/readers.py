@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.config import SourceSpec, expand_env
-from helpers.errors import SourceError
+from helpers.errors import ConfigError, SourceError
 
 ROW = "__row__"  # 1-based record position in the file (header excluded)
 ITEM = "__item__"  # 1-based position inside an exploded JSON list (record_path), else 0
@@ -45,7 +46,17 @@ class RawRecords:
 
 
 #: Encodings considered when a source does not declare one (Western European business data).
-CANDIDATE_ENCODINGS = ["utf_8", "cp1252", "iso8859_15", "latin_1", "utf_16", "cp850", "mac_roman"]
+#: UTF-16 without a byte-order mark is named by its byte order: the "utf_16" codec refuses such a stream.
+CANDIDATE_ENCODINGS = [
+    "utf_8",
+    "cp1252",
+    "iso8859_15",
+    "latin_1",
+    "utf_16_le",
+    "utf_16_be",
+    "cp850",
+    "mac_roman",
+]
 PLAUSIBLE = set("áéíóúüñçàèìòùâêîôûäëïöÁÉÍÓÚÜÑÇÀÈÌÒÙ€ºª¿¡·«»’“”–—")
 BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
 
@@ -58,10 +69,13 @@ def detect_encoding(path: Path, declared: str | None) -> str:
             data.decode(declared)
         except LookupError:
             raise SourceError(f"{path}: unknown encoding {declared!r} in params/sources.yaml") from None
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
+        except UnicodeError as exc:  # UnicodeDecodeError, or a UTF-16/32 stream the codec refuses
+            start = getattr(exc, "start", 0)
+            line = data[:start].count(b"\n") + 1
+            bom = next((name for mark, name in BOMS if data.startswith(mark)), None)
+            hint = f" (the file starts with a {bom} byte-order mark)" if bom else ""
             raise SourceError(
-                f"{path}: cannot decode as {declared!r} at byte {exc.start} (line {line}); fix `encoding` in "
+                f"{path}: cannot decode as {declared!r} at byte {start} (line {line}){hint}; fix `encoding` in "
                 "params/sources.yaml or remove it to let the encoding be detected"
             ) from None
         if declared.lower().replace("_", "-") in ("utf-8", "utf8") and data.startswith(BOMS[0][0]):
@@ -85,7 +99,9 @@ def detect_encoding(path: Path, declared: str | None) -> str:
             text = sample.decode(enc)
         except UnicodeDecodeError:
             continue
-        plausible = sum(1 for ch in text if ch in PLAUSIBLE or ch.isascii() and (ch.isprintable() or ch in "\r\n\t"))
+        plausible = sum(
+            1 for ch in text if ch in PLAUSIBLE or ch.isascii() and (ch.isprintable() or ch in "\r\n\t")
+        )
         scored.append((plausible / max(len(text), 1), -CANDIDATE_ENCODINGS.index(enc), enc))
     if scored and max(scored)[0] > 0.995:
         enc = max(scored)[2]
@@ -104,7 +120,20 @@ def detect_encoding(path: Path, declared: str | None) -> str:
             return enc
         except UnicodeDecodeError:
             continue
-    raise SourceError(f"{path}: cannot decode the file; tried encodings {tried}")  # pragma: no cover (latin-1)
+    raise SourceError(
+        f"{path}: cannot decode the file; tried encodings {tried}"
+    )  # pragma: no cover (latin-1)
+
+
+def read_text(path: Path, encoding: str, *, universal_newlines: bool = True) -> str:
+    """The file decoded as `encoding` (as detect_encoding checked it), with universal newlines unless
+    told otherwise (in JSON lines only "\n" ends a line).
+
+    Decoding the bytes in one go, rather than through a text stream, accepts exactly what
+    detect_encoding accepted (a stream decoder refuses, for one, UTF-16 without a byte-order mark).
+    """
+    text = path.read_bytes().decode(encoding)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if universal_newlines else text
 
 
 def _dedupe_header(header: list[str], path: Path) -> list[str]:
@@ -127,10 +156,11 @@ def _dedupe_header(header: list[str], path: Path) -> list[str]:
 def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     """CSV with the declared delimiter/encoding; ragged rows are returned as malformed."""
     encoding = detect_encoding(path, spec.encoding)
-    text = path.read_text(encoding=encoding)
+    text = read_text(path, encoding)
     if not text.strip():
         raise SourceError(f"{path}: the file is empty; expected a header row and records")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter)
+    lines = io.StringIO(text, newline="").readlines()  # physical lines, to re-read a record a quote ran over
+    reader = csv.reader(lines, delimiter=spec.delimiter)
     try:
         header = next(reader)
     except csv.Error as exc:
@@ -143,6 +173,7 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     bad_values: list[str] = []
     bad_reasons: list[str] = []
     n = 0
+    start = reader.line_num  # lines consumed before the current record
     while True:
         try:
             record = next(reader)
@@ -153,21 +184,95 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
             bad_rows.append(n)
             bad_values.append("")
             bad_reasons.append(f"malformed_row: {exc}")
+            start = reader.line_num
             continue
+        span = lines[start : reader.line_num]
+        first_line, start = start + 1, reader.line_num
         if not record:  # a blank line is not a record
             continue
+        at_end = reader.line_num == len(lines)
+        unterminated = at_end and _unterminated(span, spec.delimiter)
+        if (
+            len(span) > 1
+            and (unterminated or len(record) != width)
+            and _swallowed_records(span, width, spec.delimiter)
+        ):
+            # a stray quote ran over whole records: the csv module read them into one field. Each line
+            # is counted as a record of its own and the line that opened the quote is quarantined. When
+            # the quote is never closed the following lines are records (kept if whole); when it closes
+            # later, nothing tells which line is which, so all of them are quarantined.
+            for k, line in enumerate(span):
+                if not line.strip():
+                    continue
+                n += 1
+                fields = _one_line(line, spec.delimiter)
+                if unterminated and k > 0 and fields is not None and len(fields) == width:
+                    good.append(fields)
+                    rows.append(n)
+                else:
+                    bad_rows.append(n)
+                    bad_values.append(line.rstrip("\n")[:500])
+                    bad_reasons.append(
+                        f"malformed_row: unbalanced quote (a quoted field opened on line {first_line} "
+                        f"runs over {len(span)} lines)"
+                    )
+            continue
         n += 1
-        if len(record) == width:
+        if unterminated:
+            bad_rows.append(n)
+            bad_values.append("".join(span)[:500])
+            bad_reasons.append(
+                f"malformed_row: a quoted field opened on line {first_line} is not closed at the "
+                "end of the file (truncated?)"
+            )
+        elif len(record) == width:
             good.append(record)
             rows.append(n)
         else:
             bad_rows.append(n)
             bad_values.append(spec.delimiter.join(record)[:500])
             bad_reasons.append(f"malformed_row: {len(record)} fields, expected {width}")
-    records = pd.DataFrame(good, columns=header, dtype=object) if good else pd.DataFrame(columns=header, dtype=object)
+    records = (
+        pd.DataFrame(good, columns=header, dtype=object)
+        if good
+        else pd.DataFrame(columns=header, dtype=object)
+    )
     records[ROW] = pd.array(rows, dtype="int64")
-    malformed = pd.DataFrame({ROW: pd.array(bad_rows, dtype="int64"), "value": bad_values, "reason": bad_reasons})
+    malformed = pd.DataFrame(
+        {ROW: pd.array(bad_rows, dtype="int64"), "value": bad_values, "reason": bad_reasons}
+    )
     return RawRecords(records, malformed, encoding, header)
+
+
+def _one_line(line: str, delimiter: str) -> list[str] | None:
+    """The fields of one physical line read alone; None when a quoted field on it is not closed."""
+    if _unterminated([line], delimiter):
+        return None
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def _unterminated(span: list[str], delimiter: str) -> bool:
+    """True when a quoted field in these lines is still open at their end."""
+    try:
+        for _ in csv.reader(span, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _swallowed_records(span: list[str], width: int, delimiter: str) -> bool:
+    """True when a broken record read over several lines holds lines that are whole records themselves.
+
+    Called only for a record already known to be broken (wrong width, or a quote open at the end of
+    the file): a stray quote makes the csv module read the following records into one field until
+    the next quote or the end of the file, and those lines are `width` fields long on their own; the
+    continuation of a legitimate multi-line field rarely is. With fewer than three columns the test
+    cannot tell the two apart, so it is not made.
+    """
+    if width < 3:
+        return False
+    return any(len(fields) == width for line in span[1:] if (fields := _one_line(line, delimiter)))
 
 
 def read_excel(path: Path, spec: SourceSpec) -> RawRecords:
@@ -178,8 +283,18 @@ def read_excel(path: Path, spec: SourceSpec) -> RawRecords:
         raise SourceError(f"{path}: cannot open as an Excel workbook: {exc}") from None
     if isinstance(sheet, str) and sheet not in book.sheet_names:
         raise SourceError(f"{path}: no sheet {sheet!r}; the workbook has {book.sheet_names} (set `sheet`)")
-    frame = book.parse(sheet_name=sheet, dtype=object, header=0)
-    frame.columns = _dedupe_header([str(c) if not str(c).startswith("Unnamed:") else "" for c in frame.columns], path)
+    if isinstance(sheet, int) and not 0 <= sheet < len(book.sheet_names):
+        raise SourceError(
+            f"{path}: no sheet number {sheet} (counted from 0); the workbook has "
+            f"{len(book.sheet_names)} sheet(s) {book.sheet_names} (set `sheet`)"
+        )
+    try:
+        frame = book.parse(sheet_name=sheet, dtype=object, header=0)
+    except Exception as exc:  # a damaged sheet inside a readable workbook
+        raise SourceError(f"{path}: cannot read sheet {sheet!r}: {exc}") from None
+    frame.columns = _dedupe_header(
+        [str(c) if not str(c).startswith("Unnamed:") else "" for c in frame.columns], path
+    )
     frame = frame.dropna(how="all")  # fully empty rows (e.g. below merged cells) are not records
     frame[ROW] = (frame.index.to_numpy() + 1).astype("int64")
     return RawRecords(frame.reset_index(drop=True), columns=list(frame.columns[:-1]))
@@ -193,15 +308,20 @@ def _flatten(records: list[dict], parent_rows: list[int]) -> pd.DataFrame:
 
 def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict], list[int], pd.DataFrame]:
     encoding = detect_encoding(path, spec.encoding)
-    text = path.read_text(encoding=encoding)
+    text = read_text(path, encoding, universal_newlines=False)
     good: list[dict] = []
     rows: list[int] = []
     bad_rows: list[int] = []
     bad_values: list[str] = []
     bad_reasons: list[str] = []
     if lines:
+        if not text.strip():
+            raise SourceError(f"{path}: the file is empty; expected one JSON object per line")
         n = 0
-        for line in text.splitlines():
+        # only "\n" ends a JSON line: str.splitlines() would also split at U+2028, U+0085 and the like,
+        # which JSON allows unescaped inside strings
+        for line in text.split("\n"):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             n += 1
@@ -212,6 +332,16 @@ def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict]
                 bad_values.append(line[:500])
                 bad_reasons.append(f"malformed_row: invalid JSON ({exc.msg} at column {exc.colno})")
                 continue
+            except RecursionError:
+                bad_rows.append(n)
+                bad_values.append(line[:500])
+                bad_reasons.append("malformed_row: JSON nested too deeply")
+                continue
+            if _lone_surrogate(obj, line):
+                bad_rows.append(n)
+                bad_values.append(line[:500])
+                bad_reasons.append("malformed_row: invalid unicode escape (a lone surrogate \\ud800-\\udfff)")
+                continue
             if not isinstance(obj, dict):
                 bad_rows.append(n)
                 bad_values.append(line[:500])
@@ -219,6 +349,16 @@ def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict]
                 continue
             good.append(obj)
             rows.append(n)
+        if not good and text.lstrip().startswith(("[", "{")):
+            try:
+                json.loads(text)
+            except (json.JSONDecodeError, RecursionError):
+                pass
+            else:
+                raise SourceError(
+                    f"{path}: the file is one JSON document (a JSON array or object over several "
+                    "lines), not one JSON object per line; use format: json"
+                )
     else:
         if not text.strip():
             raise SourceError(f"{path}: the file is empty; expected a JSON array of objects")
@@ -229,24 +369,52 @@ def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict]
                 f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
                 "expected a JSON array of objects (use format: jsonl for one object per line)"
             ) from None
+        except RecursionError:
+            raise SourceError(
+                f"{path}: not readable: the JSON is nested too deeply; expected a JSON array of objects"
+            ) from None
         if isinstance(data, dict):
             lists = [k for k, v in data.items() if isinstance(v, list)]
             if len(lists) == 1:
                 data = data[lists[0]]
             else:
-                raise SourceError(f"{path}: expected a JSON array of objects, found an object with keys {list(data)[:10]}")
+                raise SourceError(
+                    f"{path}: expected a JSON array of objects, found an object with keys {list(data)[:10]}"
+                )
         if not isinstance(data, list):
             raise SourceError(f"{path}: expected a JSON array of objects, found {type(data).__name__}")
+        check_unicode = bool(_SURROGATE_ESCAPE.search(text))
         for i, obj in enumerate(data, start=1):
-            if isinstance(obj, dict):
+            if check_unicode and _lone_surrogate(obj, "\\ud800"):
+                bad_rows.append(i)
+                bad_values.append(json.dumps(obj, ensure_ascii=True)[:500])
+                bad_reasons.append("malformed_row: invalid unicode escape (a lone surrogate \\ud800-\\udfff)")
+            elif isinstance(obj, dict):
                 good.append(obj)
                 rows.append(i)
             else:
                 bad_rows.append(i)
                 bad_values.append(json.dumps(obj, ensure_ascii=False)[:500])
                 bad_reasons.append(f"malformed_row: expected a JSON object, found {type(obj).__name__}")
-    malformed = pd.DataFrame({ROW: pd.array(bad_rows, dtype="int64"), "value": bad_values, "reason": bad_reasons})
+    malformed = pd.DataFrame(
+        {ROW: pd.array(bad_rows, dtype="int64"), "value": bad_values, "reason": bad_reasons}
+    )
     return good, rows, malformed
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate(obj: object, raw: str) -> bool:
+    """True when the parsed JSON holds a lone surrogate (from an escape such as "\\ud800"), which no
+    text encoding can store; checked only when the raw text has such an escape."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_json(path: Path, spec: SourceSpec, lines: bool) -> RawRecords:
@@ -261,8 +429,11 @@ def read_json(path: Path, spec: SourceSpec, lines: bool) -> RawRecords:
         for obj, row in zip(objs, rows, strict=True):
             children = obj.get(key)
             if not isinstance(children, list) or not children:
-                malformed.loc[len(malformed)] = [row, json.dumps(obj, ensure_ascii=False)[:500],
-                                                 f"malformed_row: no list in {key!r}"]
+                malformed.loc[len(malformed)] = [
+                    row,
+                    json.dumps(obj, ensure_ascii=False)[:500],
+                    f"malformed_row: no list in {key!r}",
+                ]
                 continue
             parent = {k: v for k, v in obj.items() if k != key}
             for pos, child in enumerate(children, start=1):
@@ -278,16 +449,55 @@ def read_json(path: Path, spec: SourceSpec, lines: bool) -> RawRecords:
         malformed[ROW] = malformed[ROW].astype("int64")
     else:
         frame = _flatten(objs, rows)
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) < len(names):  # {"a.b": 1, "a": {"b": 2}} flattens to two "a.b" columns
+        deduped = iter(_dedupe_header([c for c in names if c not in (ROW, ITEM)], path))
+        frame.columns = [c if c in (ROW, ITEM) else next(deduped) for c in names]
     frame = frame.astype({c: object for c in frame.columns if c not in (ROW, ITEM)})
     return RawRecords(frame, malformed, columns=[c for c in frame.columns if c not in (ROW, ITEM)])
+
+
+def _as_raw_text(frame: pd.DataFrame, path: Path | str) -> pd.DataFrame:
+    """Object columns with unique names; bytes cells (BLOBs, Parquet binary) as text, never lost."""
+    textual = [i for i, dtype in enumerate(frame.dtypes) if pd.api.types.is_object_dtype(dtype)]
+    frame = frame.astype(object)
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) < len(names):
+        frame.columns = _dedupe_header(names, Path(path))
+    for i in textual:
+        values = frame.iloc[:, i]
+        if pd.api.types.infer_dtype(values, skipna=True) not in (
+            "string",
+            "empty",
+            "integer",
+            "floating",
+            "boolean",
+            "decimal",
+        ):
+            frame.iloc[:, i] = values.map(
+                lambda v: (
+                    bytes(v).decode("utf-8", errors="backslashreplace")
+                    if isinstance(v, bytes | bytearray | memoryview)
+                    else v
+                )
+            )
+    return frame
 
 
 def read_parquet(path: Path, spec: SourceSpec) -> RawRecords:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:
-        raise SourceError(f"{path}: cannot read as Parquet: {exc}") from None
-    frame = frame.astype(object)
+        try:  # pandas refuses repeated column names; read the file directly and number them as in a CSV
+            import pyarrow.parquet as pq
+
+            table = pq.ParquetFile(path).read()
+            if len(set(table.column_names)) == len(table.column_names):
+                raise ValueError("no repeated column names") from exc
+            frame = table.rename_columns(_dedupe_header(table.column_names, path)).to_pandas()
+        except Exception:
+            raise SourceError(f"{path}: cannot read as Parquet: {exc}") from None
+    frame = _as_raw_text(frame, path)
     frame[ROW] = pd.array(range(1, len(frame) + 1), dtype="int64")
     return RawRecords(frame, columns=list(frame.columns[:-1]))
 
@@ -295,7 +505,13 @@ def read_parquet(path: Path, spec: SourceSpec) -> RawRecords:
 def read_sql(spec: SourceSpec, raw_dir: Path) -> RawRecords:
     import sqlalchemy
 
-    url = expand_env(spec.url or "", {"SCV_RAW_DIR": str(raw_dir)})
+    try:
+        url = expand_env(spec.url or "", {"SCV_RAW_DIR": str(raw_dir)})
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{spec.name}: {exc}; set it in the environment or in the git-ignored .env "
+            f"(sources.{spec.name}.url in params/sources.yaml)"
+        ) from None
     where = spec.location(raw_dir)
     if url.startswith("sqlite:///"):
         db = Path(url.removeprefix("sqlite:///"))
@@ -306,11 +522,19 @@ def read_sql(spec: SourceSpec, raw_dir: Path) -> RawRecords:
         with engine.connect() as con:
             frame = pd.read_sql(sqlalchemy.text(spec.query or ""), con)
     except Exception as exc:
-        reason = str(exc).splitlines()[0]
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        password = _password(url)
+        if password:  # a driver may echo the url it was given
+            reason = reason.replace(password, "***")
         raise SourceError(f"{spec.name}: cannot read from {where}: {reason}") from None
-    frame = frame.astype(object)
+    frame = _as_raw_text(frame, spec.name)
     frame[ROW] = pd.array(range(1, len(frame) + 1), dtype="int64")
     return RawRecords(frame, columns=list(frame.columns[:-1]))
+
+
+def _password(url: str) -> str | None:
+    m = re.search(r"//[^:/@]+:([^@]*)@", url)
+    return m.group(1) if m and m.group(1) else None
 
 
 def read_source(spec: SourceSpec, raw_dir: Path) -> RawRecords:
@@ -319,7 +543,9 @@ def read_source(spec: SourceSpec, raw_dir: Path) -> RawRecords:
         return read_sql(spec, raw_dir)
     path = Path(raw_dir) / (spec.path or "")
     if not path.exists():
-        raise SourceError(f"{spec.name}: file {path} not found (sources.{spec.name}.path in params/sources.yaml)")
+        raise SourceError(
+            f"{spec.name}: file {path} not found (sources.{spec.name}.path in params/sources.yaml)"
+        )
     if spec.format == "csv":
         return read_csv(path, spec)
     if spec.format == "excel":

@@ -20,7 +20,12 @@ import pandas as pd
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
+    """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds.
+
+    The temporary file is flushed to disk before the rename, and the rename itself after it, so that
+    a power cut (not only a killed process) leaves the old file or the new one, never an empty one.
+    A crash leaves the hidden temporary (`.<name>.*.tmp`) behind, never under the final name.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -28,10 +33,27 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            _fsync(tmp_path)
         os.replace(tmp_path, target)
+        _fsync(target.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's) contents to disk; a no-op where the OS cannot open folders."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_parquet(df: pd.DataFrame, target: Path) -> Path:
@@ -60,18 +82,30 @@ def write_csv(df: pd.DataFrame, target: Path) -> Path:
 
 
 def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells starting with = + - @ (or tab/CR) with a quote (OWASP CSV injection)."""
+    """Prefix text cells (and column names) starting with = + - @ (or tab/CR) with a quote (OWASP CSV
+    injection); categorical columns are text too."""
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            s = out[col]
-            risky = s.astype("string").str.match(r"^[=+\-@\t\r]", na=False)
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+            text = s.astype("string")
+            risky = text.str.match(r"^[=+\-@\t\r]", na=False)
             # a plain negative number is data, not a formula
-            numeric = s.astype("string").str.fullmatch(r"-?\d+([.,]\d+)?", na=False)
+            numeric = text.str.fullmatch(r"-?\d+([.,]\d+)?", na=False)
             mask = risky & ~numeric
             if mask.any():
+                if isinstance(s.dtype, pd.CategoricalDtype):
+                    out[col] = s = s.astype(object)
                 out.loc[mask, col] = "'" + s[mask].astype(str)
+    out.columns = [_escape_name(c) for c in out.columns]
     return out
+
+
+def _escape_name(name: object) -> object:
+    """A column name made from data (a campaign or product as a pivot column) can carry a formula too."""
+    if isinstance(name, str) and name[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + name
+    return name
 
 
 def period_dir(processed: Path, period: str) -> Path:
