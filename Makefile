@@ -85,7 +85,7 @@ lint: setup
 .PHONY: erase
 erase: setup
 	@test -n "$(ID)" || { echo "usage: make erase ID=<tax id | e-mail | customer id> [REASON='...']"; exit 2; }
-	$(SCV) erase --id "$(ID)" $(if $(REASON),--reason "$(REASON)",)
+	@printf '%s\n' "$(ID)" | $(SCV) erase --id - $(if $(REASON),--reason "$(REASON)",)
 
 ## Benchmark the pipeline at SCALE=quick|100k|1m (results in benchmarks/results/)
 .PHONY: bench
