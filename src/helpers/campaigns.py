@@ -40,7 +40,7 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
-from helpers import store
+from helpers import schema, store
 from helpers.errors import ConfigError, ScvError
 
 __all__ = [
@@ -87,12 +87,7 @@ Channel = Literal["sms", "email", "mailing", "telemarketing"]
 CHANNELS: tuple[str, ...] = ("sms", "email", "mailing", "telemarketing")
 
 #: The golden-record consent flag that allows a channel (only an explicit True allows it).
-CONSENT_COLUMN: dict[str, str] = {
-    "sms": "consent_sms",
-    "email": "consent_email",
-    "mailing": "consent_mail",
-    "telemarketing": "consent_phone",
-}
+CONSENT_COLUMN: dict[str, str] = schema.CHANNEL_CONSENT
 #: The golden-record field a channel needs to reach someone.
 CONTACT_POINT: dict[str, str] = {
     "sms": "phone",
@@ -228,14 +223,14 @@ class CampaignSettings(_Strict):
 
 def campaign_settings(settings: Any) -> CampaignSettings:
     """Validate the `campaigns:` section of a `helpers.config.Settings` (or a plain dict)."""
-    from helpers.config import _explain
+    from helpers.config import explain_validation_error
 
     section = settings if isinstance(settings, dict) else settings.campaigns
     try:
         return CampaignSettings(**(section or {}))
     except ValidationError as exc:
         root = Path(getattr(settings, "root", "."))
-        raise _explain(root / "params" / "default.yaml", exc, prefix="campaigns") from None
+        raise explain_validation_error(root / "params" / "default.yaml", exc, prefix="campaigns") from None
 
 
 # --------------------------------------------------------------------------------------------------

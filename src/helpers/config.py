@@ -169,7 +169,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _explain(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
+def explain_validation_error(path: Path, exc: ValidationError, prefix: str = "") -> ConfigError:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
@@ -204,7 +204,7 @@ def load_settings(
     try:
         return Settings(**data, root=root)
     except ValidationError as exc:
-        raise _explain(path, exc) from None
+        raise explain_validation_error(path, exc) from None
 
 
 def load_sources(params_dir: Path | str | None = None, root: Path | None = None) -> dict[str, SourceSpec]:
@@ -226,7 +226,7 @@ def load_sources(params_dir: Path | str | None = None, root: Path | None = None)
         try:
             specs[name] = SourceSpec(name=name, **body)
         except ValidationError as exc:
-            raise _explain(path, exc, prefix=f"sources.{name}") from None
+            raise explain_validation_error(path, exc, prefix=f"sources.{name}") from None
     for spec in specs.values():
         ref = spec.party_source
         if ref is not None and (ref not in specs or specs[ref].kind != "party"):

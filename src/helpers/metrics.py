@@ -111,13 +111,13 @@ def metrics_settings(settings: Any) -> MetricsSettings:
     """Validate the `metrics:` section of a `helpers.config.Settings` (or a plain dict)."""
     from pathlib import Path
 
-    from helpers.config import _explain
+    from helpers.config import explain_validation_error
 
     section = settings if isinstance(settings, dict) else settings.metrics
     try:
         return MetricsSettings(**(section or {}))
     except ValidationError as exc:
-        raise _explain(
+        raise explain_validation_error(
             Path(getattr(settings, "root", ".")) / "params" / "default.yaml", exc, prefix="metrics"
         ) from None
 

@@ -146,14 +146,16 @@ class ReportSettings(_Strict):
 
 def report_settings(settings: Any) -> ReportSettings:
     """Validate `settings.reports` (a dict from params/default.yaml) into ReportSettings."""
-    from helpers.config import _explain
+    from helpers.config import explain_validation_error
 
     raw = getattr(settings, "reports", None) or {}
     try:
         return ReportSettings(**raw)
     except ValidationError as exc:
         root = getattr(settings, "root", Path("."))
-        raise _explain(Path(root) / "params" / "default.yaml", exc, prefix="reports") from None
+        raise explain_validation_error(
+            Path(root) / "params" / "default.yaml", exc, prefix="reports"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------

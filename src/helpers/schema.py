@@ -111,6 +111,14 @@ PRODUCT: dict[str, str] = {
     "unit_cost": "float",
 }
 
+#: The party consent flag that allows contacting a customer on each campaign channel.
+CHANNEL_CONSENT: dict[str, str] = {
+    "sms": "consent_sms",
+    "email": "consent_email",
+    "mailing": "consent_mail",
+    "telemarketing": "consent_phone",
+}
+
 KINDS: dict[str, dict[str, str]] = {
     "party": PARTY,
     "transaction": TRANSACTION,

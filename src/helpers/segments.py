@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from helpers import schema
+
 #: Store tables written by 05_segmentation.
 TABLES = {
     "segments": "customer_segments",
@@ -157,12 +159,7 @@ def _vulnerability_rules() -> list[Rule]:
 
 
 def _channel_consent() -> dict[str, str | None]:
-    return {
-        "email": "consent_email",
-        "sms": "consent_sms",
-        "telemarketing": "consent_phone",
-        "mailing": "consent_mail",
-    }
+    return dict(schema.CHANNEL_CONSENT)
 
 
 def _response_rates() -> dict[str, float]:
@@ -217,13 +214,13 @@ class SegmentsSettings(_Strict):
 
 def segments_settings(settings: Any) -> SegmentsSettings:
     """Validate the `segments:` section of a `helpers.config.Settings` (or a plain dict)."""
-    from helpers.config import _explain
+    from helpers.config import explain_validation_error
 
     section = settings if isinstance(settings, dict) else settings.segments
     try:
         return SegmentsSettings(**(section or {}))
     except ValidationError as exc:
-        raise _explain(
+        raise explain_validation_error(
             Path(getattr(settings, "root", ".")) / "params" / "default.yaml", exc, prefix="segments"
         ) from None
 
@@ -533,7 +530,7 @@ def load_offers(path: Path | str) -> list[Offer]:
     """Read and validate the offer catalogue (params/offers.yaml: a list under `offers:`)."""
     import yaml
 
-    from helpers.config import _explain
+    from helpers.config import explain_validation_error
     from helpers.errors import ConfigError
 
     path = Path(path)
@@ -550,7 +547,7 @@ def load_offers(path: Path | str) -> list[Offer]:
         except (ValidationError, TypeError) as exc:
             if isinstance(exc, TypeError):
                 raise ConfigError(f"{path}: offers[{i}]: expected a mapping of offer settings") from None
-            raise _explain(path, exc, prefix=f"offers.{i}") from None
+            raise explain_validation_error(path, exc, prefix=f"offers.{i}") from None
     ids = [o.id for o in offers]
     if len(set(ids)) != len(ids):
         raise ConfigError(
