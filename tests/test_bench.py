@@ -189,7 +189,7 @@ def test_io_floor_reads_every_raw_file(sample_project):
 
 @pytest.mark.slow
 def test_harness_end_to_end(tmp_path):
-    """The harness on a tiny sample: ingest + unify in their own processes, results written."""
+    """The harness on a tiny sample: ingest + unify in one `scv run` process, results written."""
     results = tmp_path / "results"
     code = bench.main(
         [
@@ -210,6 +210,11 @@ def test_harness_end_to_end(tmp_path):
     steps = {s["step"]: s for s in scale["steps"]}
     assert steps["ingest"]["status"] == "ok" and steps["ingest"]["rows_in"] > 0
     assert steps["unify"]["status"] == "ok" and steps["unify"]["peak_rss_bytes"] > 50 * 2**20
+    assert scale["run"]["status"] == "ok" and scale["run"]["command"].startswith("scv run --period")
+    assert "--stage ingest --stage unify" in scale["run"]["command"]
+    for step in steps.values():  # the kernel's own numbers, recorded by each stage
+        assert 0 < step["notebook_s"] < step["wall_s"] and step["cpu_s"] > 0
+    assert scale["pipeline"]["one_process"] and scale["pipeline"]["wall_s"] >= steps["unify"]["wall_s"]
     assert 0.5 < scale["unify"]["accuracy"]["pair_f1"] <= 1.0
     assert scale["io_floor"]["status"] == "ok"
     assert (results / "README.md").exists()

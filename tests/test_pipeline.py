@@ -53,7 +53,14 @@ def test_successful_runs_are_versioned_with_a_manifest(tiny_project):
     assert manifest["status"] == "ok" and manifest["period"] == "2026-10"
     assert len(manifest["parameters_sha256"]) == 64 and manifest["code_version"]
     stage = manifest["stages"][0]
-    assert stage["stats"] == {"rows_in": 3, "rows_out": 2, "run": "2026-10-v1"} and stage["seconds"] > 0
+    stats = stage["stats"]
+    assert {k: stats[k] for k in ("rows_in", "rows_out", "run")} == {
+        "rows_in": 3,
+        "rows_out": 2,
+        "run": "2026-10-v1",
+    }
+    assert stage["seconds"] > 0 and stats["kernel_cpu_seconds"] > 0
+    assert 20 * 2**20 < stats["kernel_peak_rss_bytes"] < 8 * 2**30  # the kernel's own peak, in bytes
     assert (run1 / "notebooks" / "ok.ipynb").exists()
     assert (tiny_project / "reports" / "latest").resolve() == (
         tiny_project / "reports" / "2026-10" / "v2"
@@ -78,3 +85,84 @@ def test_a_failing_stage_names_notebook_cell_and_error_and_promotes_nothing(tiny
 def test_unknown_stage_is_refused(tiny_project):
     with pytest.raises(Exception, match="unknown stage"):
         pipeline.run("2026-10", stages=["nope"], root=tiny_project, quiet=True)
+
+
+def _stages(*specs: tuple[str, tuple[str, ...]]) -> list[pipeline.Stage]:
+    return [pipeline.Stage(name, f"{name}.ipynb", name, needs) for name, needs in specs]
+
+
+def test_stages_start_only_after_what_they_need():
+    import threading
+    import time
+
+    stages = _stages(("a", ()), ("b", ("a",)), ("c", ("a", "b")), ("d", ("a", "b")), ("e", ("a", "b", "d")))
+    finished: list[str] = []
+    running: set[str] = set()
+    overlaps: list[set[str]] = []
+    lock = threading.Lock()
+
+    def run_one(stage: pipeline.Stage) -> None:
+        with lock:
+            assert all(n in finished for n in stage.needs), (stage.name, finished)
+            running.add(stage.name)
+            overlaps.append(set(running))
+        time.sleep(0.3 if stage.name == "c" else 0.1)
+        with lock:
+            running.discard(stage.name)
+            finished.append(stage.name)
+
+    started = pipeline.run_in_order(stages, run_one, workers=2)
+    assert started == ["a", "b", "c", "d", "e"] and sorted(finished) == ["a", "b", "c", "d", "e"]
+    assert {"c", "d"} in overlaps  # c and d need the same stages: they ran side by side
+    assert max(len(o) for o in overlaps) <= 2  # never more than the workers
+    assert pipeline.run_in_order(stages, lambda s: None, workers=1) == ["a", "b", "c", "d", "e"]
+
+
+def test_a_stage_outside_the_selection_does_not_block():
+    ran: list[str] = []
+    stages = _stages(("metrics", ("ingest", "unify")), ("segmentation", ("metrics",)))
+    pipeline.run_in_order(stages, lambda s: ran.append(s.name), workers=2)
+    assert ran == ["metrics", "segmentation"]
+
+
+def test_after_a_failure_no_new_stage_starts_and_the_first_error_is_raised():
+    import time
+
+    ran: list[str] = []
+
+    def run_one(stage: pipeline.Stage) -> None:
+        ran.append(stage.name)
+        if stage.name == "b":
+            raise StageError("stage 'b' failed")
+        time.sleep(0.2)
+
+    stages = _stages(("a", ()), ("b", ("a",)), ("c", ("a",)), ("d", ("b", "c")), ("e", ("c",)))
+    with pytest.raises(StageError, match="'b' failed"):
+        pipeline.run_in_order(stages, run_one, workers=2)
+    assert sorted(ran) == ["a", "b", "c"]  # c was already running and finished; d and e never started
+
+
+def test_the_real_stage_graph_runs_quality_beside_metrics():
+    by_name = {s.name: s for s in pipeline.STAGES}
+    names = list(by_name)
+    for i, stage in enumerate(pipeline.STAGES):
+        assert set(stage.needs) <= set(names[:i]), f"{stage.name} needs a later stage"
+    assert "metrics" not in by_name["quality"].needs and "quality" not in by_name["metrics"].needs
+    started: list[str] = []
+    pipeline.run_in_order(pipeline.STAGES, lambda s: started.append(s.name), workers=2)
+    assert started == names
+
+
+def test_parallel_stages_write_one_manifest_in_stage_order(tiny_project, monkeypatch):
+    monkeypatch.setattr(
+        pipeline,
+        "STAGES",
+        [
+            pipeline.Stage("first", "ok.ipynb", "ok"),
+            pipeline.Stage("again", "ok.ipynb", "ok, side by side with first"),
+        ],
+    )
+    manifest = pipeline.run("2026-10", root=tiny_project, quiet=True, overrides={"run.workers": 2})
+    assert manifest["status"] == "ok"
+    assert [s["stage"] for s in manifest["stages"]] == ["first", "again"]
+    assert all(s["status"] == "ok" for s in manifest["stages"])

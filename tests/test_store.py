@@ -48,3 +48,54 @@ def test_csv_exports_escape_formulas(tmp_path):
     text = path.read_text()
     assert "'=cmd" in text and "'+SUM" in text and "'@x" in text
     assert ",-12.5" in text  # a negative number is data, not a formula
+
+
+def test_a_store_held_by_another_process_is_waited_for(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "scv.duckdb"
+    store.save_table(db, "t", pd.DataFrame({"a": [1]}))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(1.5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.perf_counter()
+    store.save_table(db, "t", pd.DataFrame({"a": [2]}))  # waits for the other process to let go
+    waited = time.perf_counter() - t0
+    holder.wait()
+    assert waited > 0.3 and store.load_table(db, "t")["a"].tolist() == [2]
+
+
+def test_a_store_that_stays_locked_fails_with_duckdbs_error(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import duckdb
+
+    db = tmp_path / "scv.duckdb"
+    store.save_table(db, "t", pd.DataFrame({"a": [1]}))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.3)
+        with pytest.raises(duckdb.IOException, match="lock"):
+            store.load_table(db, "t")
+    finally:
+        holder.kill()
+        holder.wait()

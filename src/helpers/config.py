@@ -51,11 +51,20 @@ class IngestSettings(Strict):
     placeholders: list[str] = Field(default_factory=list)
 
 
+class RunSettings(Strict):
+    """How the runner executes the notebooks (helpers.pipeline)."""
+
+    # notebooks executed at once: a stage starts as soon as the stages it reads have finished
+    # (quality runs beside metrics), and the audience reports execute side by side; 1 = in order
+    workers: int = Field(2, ge=1, le=16)
+
+
 class Settings(Strict):
     """Everything in params/default.yaml, with paths resolved against the project root."""
 
     paths: Paths = Paths()
     period: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    run: RunSettings = RunSettings()
     sample: SampleSettings = SampleSettings()
     ingest: IngestSettings = IngestSettings()
     # Later stages own their sections; they are validated by the stage's own model when used.

@@ -9,14 +9,19 @@ manifest collects them with timings, the code version, the parameter hash and in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,16 +38,39 @@ class Stage:
     name: str
     notebook: str  # relative to notebooks/
     description: str
+    needs: tuple[str, ...] = ()  # the stages whose outputs it reads
 
 
-#: The stages in run order (DESIGN.md "The flow"). Each reads only what earlier stages wrote.
+#: The stages in run order (DESIGN.md "The flow"). Each reads only what earlier stages wrote; `needs`
+#: names them, so a run with more than one worker starts quality beside metrics. Segmentation reads
+#: the campaign feedback of earlier periods, so it needs no campaigns stage of this run.
 STAGES: list[Stage] = [
     Stage("ingest", "01_ingest.ipynb", "read, standardise and validate every source"),
-    Stage("unify", "02_unify.ipynb", "link identities into golden customers with stable ids"),
-    Stage("quality", "03_quality_audit.ipynb", "score data quality per source, field and dimension"),
-    Stage("metrics", "04_metrics.ipynb", "revenue, behaviour, service, payments, RFM and CLV per customer"),
-    Stage("segmentation", "05_segmentation.ipynb", "tiers, clusters, churn risk and next best offers"),
-    Stage("campaigns", "06_campaign_measurement.ipynb", "campaign uplift, feedback and the next campaign"),
+    Stage("unify", "02_unify.ipynb", "link identities into golden customers with stable ids", ("ingest",)),
+    Stage(
+        "quality",
+        "03_quality_audit.ipynb",
+        "score data quality per source, field and dimension",
+        ("ingest", "unify"),
+    ),
+    Stage(
+        "metrics",
+        "04_metrics.ipynb",
+        "revenue, behaviour, service, payments, RFM and CLV per customer",
+        ("ingest", "unify"),
+    ),
+    Stage(
+        "segmentation",
+        "05_segmentation.ipynb",
+        "tiers, clusters, churn risk and next best offers",
+        ("ingest", "unify", "metrics"),
+    ),
+    Stage(
+        "campaigns",
+        "06_campaign_measurement.ipynb",
+        "campaign uplift, feedback and the next campaign",
+        ("ingest", "unify", "segmentation"),
+    ),
 ]
 
 KERNEL = "scv"
@@ -57,8 +85,17 @@ def stats_path(settings: Settings, period: str, stage: str) -> Path:
 
 
 def record_stage(settings: Settings, period: str, stage: str, stats: dict[str, Any]) -> Path:
-    """Called by a stage notebook at its end: rows in/out and anything the manifest should carry."""
-    return store.write_json(stats, stats_path(settings, period, stage))
+    """Called by a stage notebook at its end: rows in/out and anything the manifest should carry.
+
+    Adds the kernel's own peak memory and CPU seconds (this process is the stage's kernel), so the
+    manifest shows what each stage cost even when stages run side by side.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    kernel = {
+        "kernel_peak_rss_bytes": int(usage.ru_maxrss) * 1024,  # Linux reports KiB
+        "kernel_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+    }
+    return store.write_json({**stats, **kernel}, stats_path(settings, period, stage))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -140,6 +177,99 @@ def _stage_error(stage: Stage, exc: Exception, executed: Path) -> StageError:
     )
 
 
+def execute_notebook(source: Path, executed: Path, parameters: dict[str, Any], *, cwd: Path) -> None:
+    """Run one notebook through Papermill with the `scv` kernel started in `cwd`.
+
+    The kernel's folder is given to nbclient (``resources.metadata.path``) instead of Papermill's
+    ``cwd=``, which changes the folder of the whole process: several notebooks can then run side by
+    side in threads of one runner.
+    """
+    import papermill as pm
+
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(
+        str(source),
+        str(executed),
+        parameters=parameters,
+        kernel_name=KERNEL,
+        progress_bar=False,
+        log_output=False,
+        resources={"metadata": {"path": str(cwd)}},
+        **_kernel_manager(),
+    )
+
+
+@functools.cache
+def _kernel_manager() -> dict[str, Any]:
+    """Talk to the kernel over Unix sockets in the temp folder instead of TCP on localhost: no open
+    port, and no "Kernel is running over TCP without encryption" warning per notebook. The socket
+    path must be absolute (the kernel starts in another folder) and short (a Unix socket path has
+    at most 107 bytes); with a long TMPDIR the default TCP transport is kept."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    base = Path(tempfile.gettempdir()).resolve()
+    if len(str(base)) > 60:
+        return {}
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return str(base / f"scv-kernel-{uuid.uuid4().hex[:12]}")
+
+    return {"kernel_manager_class": IpcKernelManager}
+
+
+def run_in_order(stages: list[Stage], run_one: Callable[[Stage], None], *, workers: int = 1) -> list[str]:
+    """Call `run_one` for every stage once the stages it needs (among `stages`) have finished.
+
+    With one worker the stages run in list order in this thread. With more, up to `workers` run at
+    once in threads, the earliest ready stage first. After a failure no new stage starts; the ones
+    running finish, and the first error is raised. Returns the stage names in the order they started.
+    """
+    chosen = {s.name for s in stages}
+    started: list[str] = []
+    if workers <= 1:
+        for stage in stages:
+            started.append(stage.name)
+            run_one(stage)
+        return started
+    pending = list(stages)
+    done: set[str] = set()
+    running: dict[Future[None], Stage] = {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scv-stage") as pool:
+        while pending or running:
+            if failure is None:
+                for stage in list(pending):
+                    if len(running) >= workers:
+                        break
+                    if all(n in done or n not in chosen for n in stage.needs):
+                        pending.remove(stage)
+                        started.append(stage.name)
+                        running[pool.submit(run_one, stage)] = stage
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                stage = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    done.add(stage.name)
+                elif failure is None:
+                    failure = error
+    if failure is not None:
+        raise failure
+    return started
+
+
 def run(
     period: str | None = None,
     stages: list[str] | None = None,
@@ -152,7 +282,6 @@ def run(
 ) -> dict[str, Any]:
     """Run the stages (all, the named ones, or none with ``stages=[]``) for a period, then render the
     audience reports when `render` is set (all, or the named `audiences`); returns the manifest."""
-    import papermill as pm
 
     settings = load_settings(overrides={"period": period, **(overrides or {})}, root=root)
     sources = load_sources(root=settings.root)
@@ -189,50 +318,66 @@ def run(
         "parameters_sha256": fingerprint(settings, sources),
         "parameter_overrides": {k: v for k, v in (overrides or {}).items() if v is not None},
         "inputs_sha256": input_fingerprints(sources, settings.path("raw")),
+        "workers": settings.run.workers,
         "stages": [],
     }
     store.write_json(manifest, partial / "manifest.json")
     notebooks_dir = settings.root / "notebooks"
     started = time.perf_counter()
-    for i, stage in enumerate(selected, start=1):
-        _say(f"[{i}/{len(selected)}] {stage.name}: {stage.description} ...", quiet)
+    lock = threading.Lock()  # the manifest and the progress lines are shared by the worker threads
+    order = {s.name: i for i, s in enumerate(STAGES)}
+    begun: list[str] = []
+
+    def run_stage(stage: Stage) -> None:
+        with lock:
+            begun.append(stage.name)
+            _say(f"[{len(begun)}/{len(selected)}] {stage.name}: {stage.description} ...", quiet)
         t0 = time.perf_counter()
         executed = partial / "notebooks" / stage.notebook
         stats_file = stats_path(settings, period, stage.name)
-        if stats_file.exists():
-            stats_file.unlink()
+        stats_file.unlink(missing_ok=True)
         entry: dict[str, Any] = {"stage": stage.name, "notebook": f"notebooks/{stage.notebook}"}
         try:
-            pm.execute_notebook(
-                str(notebooks_dir / stage.notebook),
-                str(executed),
-                parameters={"period": period, "run_id": run_id, "overrides": overrides or {}},
-                kernel_name=KERNEL,
-                cwd=str(notebooks_dir),
-                progress_bar=False,
-                log_output=False,
+            execute_notebook(
+                notebooks_dir / stage.notebook,
+                executed,
+                {"period": period, "run_id": run_id, "overrides": overrides or {}},
+                cwd=notebooks_dir,
             )
         except Exception as exc:  # papermill raises PapermillExecutionError, kernels may die otherwise
             entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2))
-            manifest["stages"].append(entry)
-            manifest.update(status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
-            error = _stage_error(
+            with lock:
+                manifest["stages"].append(entry)
+            raise _stage_error(
                 stage, exc, period_reports / f"v{version}.failed" / "notebooks" / stage.notebook
-            )
-            manifest["error"] = str(error)
-            store.write_json(manifest, partial / "manifest.json")
-            os.replace(partial, period_reports / f"v{version}.failed")
-            if render:
-                from helpers import render as rendering
-
-                rendering.write_index(reports)
-            raise error from None
+            ) from None
         entry.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
         if stats_file.exists():
             entry["stats"] = json.loads(stats_file.read_text(encoding="utf-8"))
-        manifest["stages"].append(entry)
+        with lock:
+            manifest["stages"].append(entry)
+            manifest["stages"].sort(key=lambda e: order[e["stage"]])
+            store.write_json(manifest, partial / "manifest.json")
+            _say(
+                f"      {stage.name} done in {entry['seconds']:.1f} s (total {time.perf_counter() - started:.1f} s)",
+                quiet,
+            )
+
+    try:
+        run_in_order(selected, run_stage, workers=settings.run.workers)
+    except StageError as error:
+        manifest["stages"].sort(key=lambda e: order[e["stage"]])
+        manifest.update(
+            status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"), error=str(error)
+        )
         store.write_json(manifest, partial / "manifest.json")
-        _say(f"      done in {entry['seconds']:.1f} s (total {time.perf_counter() - started:.1f} s)", quiet)
+        os.replace(partial, period_reports / f"v{version}.failed")
+        if render:
+            from helpers import render as rendering
+
+            rendering.write_index(reports)
+        raise
+    manifest["stages_seconds"] = round(time.perf_counter() - started, 2)
 
     if render:
         from helpers import render as rendering

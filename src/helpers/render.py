@@ -30,10 +30,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1371,19 +1373,10 @@ def _say(message: str, quiet: bool) -> None:
 
 
 def _execute_report_notebook(source: Path, executed: Path, parameters: dict[str, Any], cwd: Path) -> None:
-    import papermill as pm
+    from helpers.pipeline import execute_notebook
 
-    executed.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pm.execute_notebook(
-            str(source),
-            str(executed),
-            parameters=parameters,
-            kernel_name=KERNEL,
-            cwd=str(cwd),
-            progress_bar=False,
-            log_output=False,
-        )
+        execute_notebook(source, executed, parameters, cwd=cwd)
     except Exception as exc:  # papermill raises PapermillExecutionError; a dying kernel raises others
         cell = getattr(exc, "exec_count", None)
         ename = getattr(exc, "ename", type(exc).__name__)
@@ -1440,12 +1433,19 @@ def render_run(
     engine = choose_engine(rs.engine)
     summary: dict[str, Any] = {"engine": engine, "audiences": [], "cards": None}
     started = time.perf_counter()
-    for i, name in enumerate(chosen, start=1):
+    lock = threading.Lock()  # one render at a time (WeasyPrint, Quarto); progress lines
+
+    begun: list[str] = []
+
+    def one(name: str) -> dict[str, Any]:
         aud = rs.audiences[name]
-        _say(
-            f"  report {i}/{len(chosen)} {name} ({'masked' if aud.masked else 'identifiers shown'}) ...",
-            quiet,
-        )
+        with lock:
+            begun.append(name)
+            _say(
+                f"  report {len(begun)}/{len(chosen)} {name} "
+                f"({'masked' if aud.masked else 'identifiers shown'}) ...",
+                quiet,
+            )
         executed = run_dir / "notebooks" / "reports" / aud.notebook
         if rs.cards.enabled and name == rs.cards.audience:
             cards_path(settings, period).unlink(missing_ok=True)  # never render an earlier run's cards
@@ -1462,40 +1462,57 @@ def render_run(
             },
             cwd=source_dir,
         )
-        t1 = time.perf_counter()
-        out = render_notebook(
-            executed,
-            run_dir,
-            name=name,
-            manifest=manifest,
-            masked=aud.masked,
-            engine=engine,
-            pdf=aud.pdf,
-            title=aud.title,
-            quarto_project=source_dir,
-            leak_check=rs.leak_check,
-            quarto_timeout_s=rs.quarto_timeout_s,
-        )
-        t2 = time.perf_counter()
-        entry = {
-            "name": name,
-            "title": aud.title,
-            "masked": aud.masked,
-            "notebook": str(executed.relative_to(run_dir)),
-            "html": out["html"].name,
-            "html_bytes": out["html"].stat().st_size,
-            "execute_seconds": round(t1 - t0, 2),
-            "render_seconds": round(t2 - t1, 2),
-        }
-        if "pdf" in out:
-            entry.update(
-                pdf=out["pdf"].name, pdf_bytes=out["pdf"].stat().st_size, pdf_pages=pdf_page_count(out["pdf"])
+        executed_s = time.perf_counter() - t0
+        with lock:
+            t1 = time.perf_counter()
+            out = render_notebook(
+                executed,
+                run_dir,
+                name=name,
+                manifest=manifest,
+                masked=aud.masked,
+                engine=engine,
+                pdf=aud.pdf,
+                title=aud.title,
+                quarto_project=source_dir,
+                leak_check=rs.leak_check,
+                quarto_timeout_s=rs.quarto_timeout_s,
             )
-        summary["audiences"].append(entry)
-        _say(
-            f"      executed in {entry['execute_seconds']:.1f} s, rendered in {entry['render_seconds']:.1f} s",
-            quiet,
-        )
+            t2 = time.perf_counter()
+            entry = {
+                "name": name,
+                "title": aud.title,
+                "masked": aud.masked,
+                "notebook": str(executed.relative_to(run_dir)),
+                "html": out["html"].name,
+                "html_bytes": out["html"].stat().st_size,
+                "execute_seconds": round(executed_s, 2),
+                "render_seconds": round(t2 - t1, 2),
+            }
+            if "pdf" in out:
+                entry.update(
+                    pdf=out["pdf"].name,
+                    pdf_bytes=out["pdf"].stat().st_size,
+                    pdf_pages=pdf_page_count(out["pdf"]),
+                )
+            _say(
+                f"      {name} executed in {entry['execute_seconds']:.1f} s, "
+                f"rendered in {entry['render_seconds']:.1f} s",
+                quiet,
+            )
+        return entry
+
+    workers = max(1, min(getattr(getattr(settings, "run", None), "workers", 1), len(chosen)))
+    if workers == 1:
+        summary["audiences"] = [one(name) for name in chosen]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scv-report") as pool:
+            futures = [pool.submit(one, name) for name in chosen]
+            wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+        summary["audiences"] = [f.result() for f in futures]
     if rs.cards.enabled and rs.cards.audience in chosen:
         source = cards_path(settings, period)
         if not source.exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,12 +113,35 @@ def period_dir(processed: Path, period: str) -> Path:
     return Path(processed) / period
 
 
+#: How long `connect` waits for another process's hold on the store file (stages run side by side).
+LOCK_WAIT_SECONDS = 120.0
+
+
+def _open(store: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, retried while another process holds the file's lock.
+
+    DuckDB lets one process write a database file, or several read it, never both at once. Every
+    helper here holds a connection only for one read or one transaction, so a stage that finds the
+    store busy (quality and metrics run side by side) waits a moment instead of failing.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(store), read_only=read_only and store.exists())
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 @contextmanager
 def connect(store: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the DuckDB store (created on first use)."""
+    """Open the DuckDB store (created on first use), waiting up to LOCK_WAIT_SECONDS for a lock."""
     store = Path(store)
     store.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(store), read_only=read_only and store.exists())
+    con = _open(store, read_only, LOCK_WAIT_SECONDS)
     try:
         yield con
     finally:
