@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from helpers import pipeline
-from helpers.errors import StageError
+from helpers.errors import ScvError, StageError
 from tests.conftest import make_project
 
 
@@ -166,3 +166,46 @@ def test_parallel_stages_write_one_manifest_in_stage_order(tiny_project, monkeyp
     assert manifest["status"] == "ok"
     assert [s["stage"] for s in manifest["stages"]] == ["first", "again"]
     assert all(s["status"] == "ok" for s in manifest["stages"])
+
+
+def test_one_run_at_a_time_per_project(tiny_project):
+    import subprocess
+    import sys
+
+    reports = tiny_project / "reports"
+    reports.mkdir(exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from helpers import pipeline\n"
+         f"with pipeline.run_lock(Path({str(reports)!r})):\n    print('held', flush=True); time.sleep(5)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ScvError, match=r"another run is in progress in this project \(pid \d+"):
+            pipeline.run("2026-10", stages=["first"], root=tiny_project, quiet=True)
+        assert not list((reports / "2026-10").glob("*v1*")) if (reports / "2026-10").exists() else True
+    finally:
+        holder.kill()
+        holder.wait()
+    # a killed holder leaves no lock behind
+    assert pipeline.run("2026-10", stages=["first"], root=tiny_project, quiet=True)["status"] == "ok"
+
+
+def test_stale_temporaries_of_a_killed_run_are_swept(tiny_project):
+    import os
+    import time
+
+    processed = tiny_project / "data" / "processed" / "2026-10" / "staged"
+    processed.mkdir(parents=True)
+    stale = processed / ".crm_contacts.parquet.abc123.tmp"
+    fresh = processed / ".erp_customers.parquet.def456.tmp"
+    keep = processed / "crm_contacts.parquet"
+    for f in (stale, fresh, keep):
+        f.write_bytes(b"x")
+    old = time.time() - 2 * pipeline.STALE_TEMPORARY_SECONDS
+    os.utime(stale, (old, old))
+    os.utime(keep, (old, old))
+    manifest = pipeline.run("2026-10", stages=["first"], root=tiny_project, quiet=True)
+    assert not stale.exists() and fresh.exists() and keep.exists()  # a write in progress is left alone
+    assert manifest["suppression_sha256"] is None  # nobody erased yet

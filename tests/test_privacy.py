@@ -357,6 +357,7 @@ def test_erase_a_person_from_the_sample_and_rerun(sample_project, tmp_path_facto
 
     manifest = pipeline.run(stages=["ingest", "unify"], root=root, quiet=True)
     assert manifest["status"] == "ok"
+    assert manifest["suppression_sha256"] == pipeline.sha256_file(folder / privacy_ops.LIST_FILE)
     assert_gone()
     ingest_stats = manifest["stages"][0]["stats"]["sources"]
     assert all(c["rows_read"] == c["rows_staged"] + c["rows_rejected"] for c in ingest_stats.values())

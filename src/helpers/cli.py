@@ -128,10 +128,15 @@ def cmd_erase(args: argparse.Namespace) -> int:
         raise ScvError(
             "--id is empty; give a tax id, an e-mail or a customer id (or - to read it from stdin)"
         )
+    from helpers.pipeline import run_lock
+
     settings = load_settings()
-    report = privacy_ops.erase(
-        identifier, settings=settings, sources=load_sources(), kind=args.kind, reason=args.reason
-    )
+    reports = settings.path("reports")
+    reports.mkdir(parents=True, exist_ok=True)
+    with run_lock(reports):  # never while a run rewrites the same files
+        report = privacy_ops.erase(
+            identifier, settings=settings, sources=load_sources(), kind=args.kind, reason=args.reason
+        )
     print(
         f"erasure {report.erasure_id}: {report.customers} customer(s), {report.source_records} source records; "
         f"{report.staged_rows_erased} staged rows and {report.store_rows_deleted} store rows removed, "

@@ -9,6 +9,7 @@ manifest collects them with timings, the code version, the parameter hash and in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -299,6 +300,91 @@ def run(
         raise ScvError(f"unknown stage(s) {sorted(unknown)}; the stages are {stage_names()}")
 
     reports = settings.path("reports")
+    reports.mkdir(parents=True, exist_ok=True)
+    with run_lock(reports):
+        swept = sweep_temporaries([settings.path("processed"), reports, settings.path("store").parent])
+        if swept:
+            _say(f"removed {swept} temporary file(s) left by an interrupted earlier run", quiet)
+        return _run_stages(settings, sources, period, selected, overrides, quiet, render, audiences)
+
+
+#: A temporary file (store.atomic_path) older than this is a leftover of a killed run, not a write
+#: in progress (an analyst's notebook may be writing while a run starts).
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def sweep_temporaries(folders: list[Path], *, older_than_s: float = STALE_TEMPORARY_SECONDS) -> int:
+    """Delete the hidden ``.<name>.*.tmp`` files that `store.atomic_path` leaves when a process is
+    killed mid-write (never under a final name); returns how many were removed."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    seen: set[Path] = set()
+    for folder in folders:
+        if not folder.exists():
+            continue
+        for path in folder.rglob(".*.tmp"):
+            if path in seen or not path.is_file():
+                continue
+            seen.add(path)
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+@contextlib.contextmanager
+def run_lock(reports: Path) -> Iterator[None]:
+    """One run at a time per project: two runs would pick the same version folder and share the
+    store. The lock is an OS lock on ``reports/.scv-run.lock``; it ends with the process, so a killed
+    run never blocks the next one."""
+    import fcntl
+
+    path = reports / ".scv-run.lock"
+    with open(path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ScvError(
+                f"another run is in progress in this project ({holder}); wait for it to finish "
+                f"(the lock is {path})"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, started {datetime.now(UTC).isoformat(timespec='seconds')}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def suppression_fingerprint(settings: Settings) -> str | None:
+    """sha256 of the suppression list (salted digests only), or None when nobody was ever erased:
+    the manifest then shows which erasures a run honoured."""
+    from helpers.privacy_ops import LIST_FILE, suppression_dir
+
+    listed = suppression_dir(settings.path("raw")) / LIST_FILE
+    return sha256_file(listed) if listed.exists() else None
+
+
+def _run_stages(
+    settings: Settings,
+    sources: dict[str, SourceSpec],
+    period: str,
+    selected: list[Stage],
+    overrides: dict[str, Any] | None,
+    quiet: bool,
+    render: bool,
+    audiences: list[str] | None,
+) -> dict[str, Any]:
+    reports = settings.path("reports")
     period_reports = reports / period
     period_reports.mkdir(parents=True, exist_ok=True)
     version = next_version(period_reports)
@@ -318,6 +404,7 @@ def run(
         "parameters_sha256": fingerprint(settings, sources),
         "parameter_overrides": {k: v for k, v in (overrides or {}).items() if v is not None},
         "inputs_sha256": input_fingerprints(sources, settings.path("raw")),
+        "suppression_sha256": suppression_fingerprint(settings),
         "workers": settings.run.workers,
         "stages": [],
     }
