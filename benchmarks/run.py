@@ -282,7 +282,6 @@ def child_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SCV_ROOT",)}
     env["SCV_ROOT"] = str(root)  # helpers.config.project_root(): the scratch project, never the repo
     env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("MPLBACKEND", "Agg")
     return env
 
 

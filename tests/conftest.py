@@ -11,6 +11,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL_SAMPLE = 400  # customers: enough for every defect class and source, fast to generate and run
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make `@pytest.mark.xdist_group` work again under `--dist loadgroup` (`make test`).
+
+    pytest-xdist 3.8 groups tests by appending ``@<group>`` to ``item._nodeid``, which pytest 9 no
+    longer reads (a node's id is ``item._id``), so every group was spread over both workers and the
+    tests sharing the sample run built it twice. Redo the suffix where xdist's was lost.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        groups = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        if groups and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(groups))}")
+
+
 @pytest.fixture(autouse=True)
 def _start_in_the_project_root(monkeypatch):
     """Every test starts in the project root (code that runs notebooks changes the working folder)."""

@@ -209,3 +209,18 @@ def test_stale_temporaries_of_a_killed_run_are_swept(tiny_project):
     manifest = pipeline.run("2026-10", stages=["first"], root=tiny_project, quiet=True)
     assert not stale.exists() and fresh.exists() and keep.exists()  # a write in progress is left alone
     assert manifest["suppression_sha256"] is None  # nobody erased yet
+
+
+def test_charts_reach_the_notebook_even_with_a_headless_backend_set(tmp_path, monkeypatch):
+    """A server's MPLBACKEND=Agg (cron, CI) must not silently drop every chart from the reports."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    source = tmp_path / "chart.ipynb"
+    write_notebook(
+        source,
+        "from helpers import plots\nimport matplotlib.pyplot as plt\nplots.use_theme()\n"
+        "plt.plot([1, 2, 3], [3, 1, 2]);",
+    )
+    executed = tmp_path / "out" / "chart.ipynb"
+    pipeline.execute_notebook(source, executed, {"period": "2026-10"}, cwd=tmp_path)
+    outputs = nbformat.read(executed, as_version=4).cells[-1].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs), outputs

@@ -11,7 +11,13 @@ ACCENT = "#1f6f8b"
 
 
 def use_theme() -> None:
-    """The product's chart theme (call once at the top of a notebook)."""
+    """The product's chart theme (call once at the top of a notebook).
+
+    In a Jupyter kernel it also selects the inline backend: with ``MPLBACKEND=Agg`` in the
+    environment (usual on a headless server, e.g. under cron) matplotlib would otherwise draw every
+    chart off screen and the executed notebooks, and so the reports, would have none.
+    """
+    _inline_in_kernel()
     sns.set_theme(context="notebook", style="whitegrid", palette="deep", font_scale=0.95)
     plt.rcParams.update(
         {
@@ -22,6 +28,18 @@ def use_theme() -> None:
             "savefig.bbox": "tight",
         }
     )
+
+
+def _inline_in_kernel() -> None:
+    import sys
+
+    if "ipykernel" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None and "inline" not in plt.get_backend():
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def barh(
