@@ -672,6 +672,77 @@ def test_golden_record_survivorship_and_provenance():
     assert p.loc["given_name", "source"] == p.loc["family_names", "source"] == "erp_customers"
 
 
+def test_sources_list_each_customers_systems_sorted_once():
+    names = np.array(["web_customers", "crm_contacts", "erp_customers"], dtype=object)
+    cust = np.array([0, 0, 1, 2, 2, 2, 3])
+    src = np.array([0, 1, 0, 2, 0, 0, 1])  # customer 2 has two web records: listed once
+    lists = unify._source_lists(cust, src, names)
+    assert lists.tolist() == [
+        "crm_contacts,web_customers",
+        "web_customers",
+        "erp_customers,web_customers",
+        "crm_contacts",
+    ]
+
+
+def test_load_parties_reads_text_as_arrow_with_the_staged_values(tmp_path):
+    from types import SimpleNamespace
+
+    from helpers import ingest, store, unify_io
+    from helpers.errors import SourceError
+
+    staged = tmp_path / "2026-01" / "staged"
+    crm = pd.DataFrame(
+        {"source": "crm", "source_id": ["1", "2"], "given_name": ["Ana", None], "n": [1, 2]}
+    ).astype({"source": "string", "source_id": "string", "given_name": "string"})
+    web = crm.assign(source="web", given_name=pd.array(["Núñez", "José"], dtype="string"))
+    store.write_parquet(crm, staged / "crm.parquet")
+    store.write_parquet(web, staged / "web.parquet")
+    store.write_parquet(pd.DataFrame({"x": ["not a party"]}), staged / "orders.parquet")
+    specs = {
+        "crm": SimpleNamespace(kind="party"),
+        "web": SimpleNamespace(kind="party"),
+        "orders": SimpleNamespace(kind="transaction"),
+    }
+    parties = unify_io.load_parties(tmp_path, "2026-01", specs)
+    expected = ingest.load_staged(tmp_path, "2026-01", specs, "party")
+    assert (parties.dtypes[["source", "source_id", "given_name"]] == "string[pyarrow]").all()
+    assert expected["given_name"].dtype == "string[python]"  # what the arrow read saves
+    pd.testing.assert_frame_equal(parties.astype(object), expected.astype(object))
+    with pytest.raises(SourceError, match="no staged party records"):
+        unify_io.load_parties(tmp_path, "2026-02", specs)
+
+
+def test_the_comparisons_plug_into_recordlinkage(company):
+    """Our blocking passes and comparisons are recordlinkage algorithms: recordlinkage.Index and
+    recordlinkage.Compare drive them and give the pairs and levels our fast paths give."""
+    import recordlinkage
+
+    parties, _ = company
+    records = unify.source_records(parties)
+    prepared = linkage.prepare(records)
+    settings = unify.UnifySettings()
+    spec = settings.blocking[0]
+    pass_index = linkage.BlockingPassIndex(spec, prepared, settings.max_block_size)
+    indexer = recordlinkage.Index()
+    indexer.add(pass_index)
+    pairs = indexer.index(prepared.codes)
+    lo, hi = pass_index.pair_arrays()
+    assert len(pairs) == len(lo) > 0
+    assert set(zip(pairs.get_level_values(1), pairs.get_level_values(0), strict=True)) == set(
+        zip(lo, hi, strict=True)
+    )
+    comparisons = linkage.build_comparisons(prepared, settings)
+    features = linkage.compare_pairs(prepared, lo, hi, comparisons, chunk_size=max(1, len(lo) // 3))
+    engine = recordlinkage.Compare(comparisons, indexing_type="position")
+    columns = sorted({c for comp in comparisons for c in comp.columns})
+    direct = engine.compute(pd.MultiIndex.from_arrays([lo, hi]), prepared.codes[columns]).reset_index(
+        drop=True
+    )
+    for comp in comparisons:
+        np.testing.assert_array_equal(features[comp.name].to_numpy(), direct[comp.name].to_numpy())
+
+
 # --------------------------------------------------------------------------------------------------
 # Whole runs
 # --------------------------------------------------------------------------------------------------
@@ -698,6 +769,21 @@ def test_link_outputs_are_complete(company, company_result):
     # a cluster never holds two different tax ids
     tax = res.records.dropna(subset=["tax_id"]).groupby("customer_id")["tax_id"].nunique()
     assert tax.max() == 1
+
+
+def test_arrow_text_input_links_exactly_like_python_strings(company, company_result):
+    parties, _ = company
+    text = {
+        c: "string[pyarrow]" for c in parties if parties[c].dtype == object or parties[c].dtype == "string"
+    }
+    res = unify.link(parties.astype(text), unify.UnifySettings(), trust_ranks=TRUST)
+    pd.testing.assert_series_equal(
+        res.records["customer_id"].astype(str), company_result.records["customer_id"].astype(str)
+    )
+    pd.testing.assert_frame_equal(
+        res.candidates[["rid_a", "rid_b", "match"]], company_result.candidates[["rid_a", "rid_b", "match"]]
+    )
+    assert res.customers.astype(str).equals(company_result.customers.astype(str))
 
 
 def test_accuracy_on_synthetic_spanish_company(company, company_result):
@@ -970,3 +1056,64 @@ def test_sample_company_meets_the_quality_bar(sample_company):
         g = g[g[group].isin(people[people > 1].index)]
         mixed = g.groupby("customer_id").filter(lambda c: c["person_id"].nunique() > 1)[group].nunique()
         assert mixed <= allowed * (people > 1).sum(), f"{mixed} {group}s merged into one customer"
+
+
+def test_an_erased_customers_id_is_never_issued_again(company, company_result, tmp_path):
+    """Erasure deletes a customer's rows from the crosswalk and the id log; the stored high-water mark
+    keeps their id from being handed to the next new customer."""
+    from helpers import store, unify_io
+
+    parties, _ = company
+    first = company_result
+    crosswalk = first.crosswalk
+    numbers = crosswalk["customer_id"].str[1:].astype(int)
+    erased = crosswalk.loc[numbers.idxmax(), "customer_id"]
+    erased_keys = crosswalk.loc[crosswalk["customer_id"] == erased, ["source", "source_id"]]
+    gone = (
+        parties.merge(erased_keys, on=["source", "source_id"], how="left", indicator=True)["_merge"] == "both"
+    )
+    newcomer = parties[~gone.to_numpy()].iloc[[0]].copy()
+    newcomer[["source_id", "given_name", "family_names", "full_name"]] = [
+        "NEW-1",
+        "Zacarías",
+        "Quirós Ybarra",
+        "Zacarías Quirós Ybarra",
+    ]
+    rerun_parties = pd.concat([parties[~gone.to_numpy()], newcomer], ignore_index=True)
+    blank = [
+        c
+        for c in ("tax_id", "email", "phone", "iban", "birth_date", "address", "postcode")
+        if c in rerun_parties
+    ]
+    rerun_parties.loc[rerun_parties.index[-1], blank] = None  # a name-only newcomer, nobody's twin
+    kept_crosswalk = crosswalk[crosswalk["customer_id"] != erased]
+    kept_log = first.id_log[first.id_log["new_id"] != erased] if "new_id" in first.id_log else first.id_log
+
+    db = tmp_path / "scv.duckdb"
+    store.save_table(
+        db, unify_io.ID_COUNTER_TABLE, pd.DataFrame({"next_id": [first.stats["next_id"]]}), period="2026-10"
+    )
+    store.save_table(db, unify_io.TABLES["crosswalk"], kept_crosswalk, period="2026-10")
+    previous = unify_io.previous_state(db, "2026-11")
+    assert previous.next_id == first.stats["next_id"] == int(numbers.max()) + 1
+
+    def new_ids(next_id):
+        again = unify.link(
+            rerun_parties,
+            unify.UnifySettings(),
+            trust_ranks=TRUST,
+            previous_crosswalk=kept_crosswalk,
+            previous_id_log=kept_log,
+            next_id=next_id,
+        )
+        mine = again.crosswalk.loc[again.crosswalk["source_id"] == "NEW-1", "customer_id"]
+        return set(mine), again
+
+    without_mark, _ = new_ids(None)
+    assert without_mark == {erased}, "the bug this guards against: the erased id was the next free one"
+    with_mark, again = new_ids(previous.next_id)
+    assert erased not in set(again.crosswalk["customer_id"]) and with_mark == {
+        f"C{int(numbers.max()) + 1:07d}"
+    }
+    assert again.stats["next_id"] == int(numbers.max()) + 2
+    assert set(again.stats["peak_rss_mib"]) >= {"cluster", "golden records"}

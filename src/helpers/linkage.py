@@ -4,9 +4,11 @@ Built on the recordlinkage framework: every blocking pass is a `BaseIndexAlgorit
 a `BaseCompareFeature`, so they plug into `recordlinkage.Index` / `recordlinkage.Compare`. They work on
 integer codes into per-field vocabularies and score each *distinct* pair of values once with rapidfuzz,
 which keeps millions of candidate pairs fast (recordlinkage's own string comparators run pair by pair in
-Python). The classifier is a multi-level Fellegi-Sunter model: u from random record pairs, m from pairs
-that share a validated tax id (no hand labels), both refined by EM, with term-frequency adjustment of
-exact agreement on names (agreeing on "García" counts for less than agreeing on "Ybarra").
+Python). For speed and memory, `block` and `compare_pairs` call the algorithms directly on NumPy arrays
+rather than through recordlinkage's DataFrame plumbing (tests hold both routes equal). The
+classifier is a multi-level Fellegi-Sunter model: u from random record pairs, m from pairs that share a
+validated tax id (no hand labels), both refined by EM, with term-frequency adjustment of exact agreement
+on names (agreeing on "García" counts for less than agreeing on "Ybarra").
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import recordlinkage
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, Indel, JaroWinkler
 from recordlinkage.base import BaseCompareFeature, BaseIndexAlgorithm
@@ -258,7 +259,8 @@ def prepare(records: pd.DataFrame) -> PreparedRecords:
     not the entity. Missing first/second surnames are split from `family_names`, and a missing given
     name from `full_name`, so sources that only give a full name still compare name by name.
     """
-    rec = records.reset_index(drop=True)
+    rec = records.copy(deep=False)  # a new index, the columns shared (not copied)
+    rec.index = pd.RangeIndex(len(rec))
     n = len(rec)
     col = lambda name: rec[name] if name in rec.columns else pd.Series([None] * n, dtype=object)  # noqa: E731
     is_company = map_distinct(col("party_type"), lambda t: "1" if str(t).lower() == "company" else "") == "1"
@@ -658,8 +660,9 @@ def _log2_tf(tf: np.ndarray) -> np.ndarray:
 class LevelComparison(BaseCompareFeature):
     """A comparison returning an int8 level per pair: -1 null, 0 disagree, higher levels in `labels`.
 
-    Subclasses implement `levels(*left_codes, *right_codes)`. `tf_levels` names the levels whose weight
-    is adjusted by the term frequency of the agreeing value; the feature then also returns that tf.
+    `columns` are the key codes it reads, for the left and the right record of each pair. Subclasses
+    implement `levels(left_codes, right_codes)`. `tf_levels` names the levels whose weight is adjusted
+    by the term frequency of the agreeing value; `compute` then also returns that tf.
     """
 
     labels: tuple[str, ...] = ("else",)
@@ -676,7 +679,7 @@ class LevelComparison(BaseCompareFeature):
         workers: int = 1,
     ):
         super().__init__(columns, columns, label=[name, f"tf_{name}"] if tf_adjust else name)
-        self.name, self.prepared, self.workers = name, prepared, workers
+        self.name, self.columns, self.prepared, self.workers = name, list(columns), prepared, workers
         self.thresholds = tuple(thresholds)
         self.tf_adjust = tf_adjust and self.tf_group is not None
 
@@ -685,14 +688,23 @@ class LevelComparison(BaseCompareFeature):
         """Level -> (vocabulary group, input column) whose value frequency replaces u at that level."""
         return {len(self.labels) - 1: (self.tf_group, 0)}  # the top level is exact agreement
 
+    @property
+    def outputs(self) -> list[str]:
+        """The feature columns `compute` fills: the level, then the tf when adjusted."""
+        return [self.name, f"tf_{self.name}"] if self.tf_adjust else [self.name]
+
     def _compute_vectorized(self, *args: pd.Series):
+        """recordlinkage's entry point: the left columns' values, then the right's."""
         half = len(args) // 2
-        left = [np.asarray(x) for x in args[:half]]
-        right = [np.asarray(x) for x in args[half:]]
+        level, tf = self.compute([np.asarray(x) for x in args[:half]], [np.asarray(x) for x in args[half:]])
+        return level if tf is None else (level, tf)
+
+    def compute(
+        self, left: list[np.ndarray], right: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Level per pair (int8) and, when tf-adjusted, the log2 frequency of the agreeing value."""
         level = self.levels(left, right).astype(np.int8)
-        if not self.tf_adjust:
-            return level
-        return level, self.tf_values(level, left, right)
+        return level, (self.tf_values(level, left, right) if self.tf_adjust else None)
 
     def tf_values(self, level: np.ndarray, left: list[np.ndarray], right: list[np.ndarray]) -> np.ndarray:
         """log2 frequency of the agreeing value at tf-adjusted levels (NaN elsewhere), as float16: two
@@ -1121,27 +1133,48 @@ def compare_pairs(
     chunk_size: int,
     skip_when: dict[str, tuple[dict[str, list[str]], list[str]]] | None = None,
 ) -> pd.DataFrame:
-    """Comparison levels (int8) and tf columns (float32) for pairs (lo[i], hi[i]), in chunks."""
-    engine = recordlinkage.Compare(comparisons, indexing_type="position")
-    columns = sorted({c for comp in comparisons for c in comp.labels_left})
-    data = prepared.codes[columns]
-    parts = []
-    for start in range(0, len(lo), chunk_size):
-        idx = pd.MultiIndex.from_arrays(
-            [lo[start : start + chunk_size], hi[start : start + chunk_size]], names=["rid_a", "rid_b"]
-        )
-        parts.append(engine.compute(idx, data).reset_index(drop=True))
-    if not parts:
-        labels = []
-        for comp in comparisons:
-            labels += [comp.name] + ([f"tf_{comp.name}"] if comp.tf_adjust else [])
-        return pd.DataFrame(
-            {c: pd.Series(dtype=np.float32 if c.startswith("tf_") else np.int8) for c in labels}
-        )
-    out = pd.concat(parts, ignore_index=True)
+    """Comparison levels (int8) and tf columns (float16, log2 frequency) for pairs (lo[i], hi[i]).
+
+    The features are those `recordlinkage.Compare(comparisons, indexing_type="position")` computes
+    (a test holds them equal), without its per-chunk frames: each comparison sees the codes of its
+    columns taken at the pairs' positions, `chunk_size` pairs at a time, and writes into one
+    preallocated array per output column.
+    """
+    n = len(lo)
+    codes = {c: prepared.codes[c].to_numpy() for comp in comparisons for c in comp.columns}
+    out: dict[str, np.ndarray] = {}
     for comp in comparisons:
-        out[comp.name] = out[comp.name].astype(np.int8)
-    return apply_skip_rules(out, comparisons, skip_when or {})
+        out[comp.name] = np.empty(n, dtype=np.int8)
+        if comp.tf_adjust:
+            out[f"tf_{comp.name}"] = np.empty(n, dtype=np.float16)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        taken: dict[tuple[str, int], np.ndarray] = {}  # codes of a column at the left/right records
+        for comp in comparisons:
+            left = [_take(taken, codes, c, lo, start, stop, 0) for c in comp.columns]
+            right = [_take(taken, codes, c, hi, start, stop, 1) for c in comp.columns]
+            level, tf = comp.compute(left, right)
+            out[comp.name][start:stop] = level
+            if tf is not None:
+                out[f"tf_{comp.name}"][start:stop] = tf
+        del taken
+    return apply_skip_rules(pd.DataFrame(out, copy=False), comparisons, skip_when or {})
+
+
+def _take(
+    cache: dict[tuple[str, int], np.ndarray],
+    codes: dict[str, np.ndarray],
+    column: str,
+    rows: np.ndarray,
+    start: int,
+    stop: int,
+    side: int,
+) -> np.ndarray:
+    """The codes of `column` at rows[start:stop], taken once per chunk and side."""
+    key = (column, side)
+    if key not in cache:
+        cache[key] = codes[column][rows[start:stop]]
+    return cache[key]
 
 
 def apply_skip_rules(

@@ -637,6 +637,31 @@ def _id_number(ids: pd.Series, prefix: str) -> pd.Series:
     return pd.to_numeric(ids.astype(str).str.removeprefix(prefix), errors="coerce")
 
 
+def first_free_number(
+    crosswalk: pd.DataFrame | None,
+    id_log: pd.DataFrame | None,
+    *,
+    next_id: int | None = None,
+    prefix: str = "C",
+) -> int:
+    """The number the next new customer id gets: after every id in the crosswalk and the id log, and
+    at least `next_id`, the stored high-water mark (an erasure deletes the erased person's rows from
+    both tables, and their id must not be issued again)."""
+    issued = [0]
+    if crosswalk is not None and len(crosswalk):
+        nums = _id_number(crosswalk["customer_id"], prefix).dropna()
+        if len(nums):
+            issued.append(int(nums.max()))
+    if id_log is not None and len(id_log):
+        for c in ("new_id", "old_ids"):
+            if c in id_log:
+                ids = id_log[c].dropna().astype(str).str.split("|").explode()
+                nums = _id_number(ids, prefix).dropna()
+                if len(nums):
+                    issued.append(int(nums.max()))
+    return max(max(issued) + 1, next_id or 0)
+
+
 def assign_ids(
     records: pd.DataFrame,
     clusters: pd.Series,
@@ -667,17 +692,7 @@ def assign_ids(
         pd.Series(np.arange(len(members))).groupby(members["cluster"].to_numpy()).transform("min")
     )
     first_of = members.groupby("cluster")["first"].first()
-    issued = [0]
-    if previous_crosswalk is not None and len(previous_crosswalk):
-        issued.append(int(_id_number(previous_crosswalk["customer_id"], prefix).max()))
-    if previous_id_log is not None and len(previous_id_log):
-        for c in ("new_id", "old_ids"):
-            if c in previous_id_log:
-                ids = previous_id_log[c].dropna().astype(str).str.split("|").explode()
-                nums = _id_number(ids, prefix).dropna()
-                if len(nums):
-                    issued.append(int(nums.max()))
-    counter = max(max(issued) + 1, next_id or 0)
+    counter = first_free_number(previous_crosswalk, previous_id_log, next_id=next_id, prefix=prefix)
 
     assigned: dict[int, str] = {}
     overlap = pd.DataFrame(columns=["cluster", "customer_id", "n"])
@@ -804,7 +819,8 @@ def golden_records(
     when all candidates agree, "only_value" when one record has it) and a short explanation.
     """
     surv = settings.survivorship
-    rec = records.reset_index(drop=True)
+    rec = records.copy(deep=False)  # positions only: a new index, the columns shared (not copied)
+    rec.index = pd.RangeIndex(len(rec))
     n = len(rec)
     cust, cust_ids = pd.factorize(crosswalk["customer_id"].to_numpy(), sort=True)
     cust = cust.astype(np.int64)
@@ -928,14 +944,7 @@ def golden_records(
             .to_numpy()
         )
     customers["n_records"] = np.bincount(cust, minlength=len(cust_ids))
-    # sources as a sorted comma list, built per source rather than per customer (fast at scale)
-    sources = np.full(len(customers), "", dtype=object)
-    for code in np.argsort(np.asarray(src_names, dtype=str)):
-        hit = np.zeros(len(customers), dtype=bool)
-        hit[cust[src_code == code]] = True
-        name = str(src_names[code])
-        sources = np.where(hit, np.where(sources == "", name, sources + "," + name), sources)
-    customers["sources"] = pd.array(sources, dtype="string[pyarrow]")
+    customers["sources"] = pd.array(_source_lists(cust, src_code, src_names), dtype="string[pyarrow]")
     provenance = _provenance(
         rec,
         prov,
@@ -946,6 +955,27 @@ def golden_records(
         src_names=np.asarray(src_names, dtype=object),
     )
     return customers, provenance
+
+
+def _source_lists(cust: np.ndarray, src_code: np.ndarray, src_names) -> np.ndarray:
+    """Each customer's sources as a sorted comma list: customers coded by their combination of sources
+    (one pass per source), and one string built per combination, not per customer."""
+    n_customers = int(cust.max()) + 1 if len(cust) else 0
+    order = np.argsort(np.asarray(src_names, dtype=str), kind="stable")
+    combination = np.zeros(n_customers, dtype=np.int64)
+    hits = []
+    for code in order:
+        hit = np.zeros(n_customers, dtype=bool)
+        hit[cust[src_code == code]] = True
+        hits.append(hit)
+        combination = pd.factorize(combination * 2 + hit)[0].astype(np.int64)
+    combos, example = np.unique(combination, return_index=True)
+    names = [str(src_names[code]) for code in order]
+    text = np.array(
+        [",".join(name for name, hit in zip(names, hits, strict=True) if hit[c]) for c in example],
+        dtype=object,
+    )
+    return text[np.searchsorted(combos, combination)]
 
 
 RULES = ["validity", "trust", "recency", "completeness", "frequency", "only_value", "agreement", "tie_break"]
@@ -1387,12 +1417,20 @@ def link(
     previous_crosswalk: pd.DataFrame | None = None,
     previous_id_log: pd.DataFrame | None = None,
     decisions: pd.DataFrame | None = None,
+    next_id: int | None = None,
     progress: bool = False,
 ) -> LinkResult:
     """Link all staged party records into customers: collapse, block, compare, score, cluster, assign
-    stable ids, build golden records with provenance and the review queue."""
+    stable ids, build golden records with provenance and the review queue.
+
+    `next_id` is the stored high-water mark of issued ids (`unify_io.previous_state`): new ids are
+    numbered after it even when the highest earlier id was erased. The result's ``stats["next_id"]``
+    is the mark to store for the next run; ``stats["peak_rss_mib"]`` the process's peak memory after
+    each step.
+    """
     settings = settings or UnifySettings()
     timings: dict[str, float] = {}
+    peak_mib: dict[str, int] = {}
     steps = [
         "source records",
         "prepare",
@@ -1416,6 +1454,7 @@ def link(
         _release_arrow_memory()
         now = time.perf_counter()
         timings[step] = round(now - clock[0], 3)
+        peak_mib[step] = _peak_rss_mib()
         clock[0] = now
         if bar is not None:
             bar.set_postfix_str(step)
@@ -1487,8 +1526,13 @@ def link(
         clusters,
         previous_crosswalk,
         previous_id_log=previous_id_log,
+        next_id=next_id,
         prefix=settings.id_prefix,
         digits=settings.id_digits,
+    )
+    next_free = max(
+        first_free_number(previous_crosswalk, previous_id_log, next_id=next_id, prefix=settings.id_prefix),
+        first_free_number(crosswalk, None, prefix=settings.id_prefix),
     )
     crosswalk["n_rows"] = records["n_rows"].to_numpy() if "n_rows" in records else 1
     if "record_ids" in records:
@@ -1502,7 +1546,7 @@ def link(
     done("review")
     if bar is not None:
         bar.close()
-    out_records = records.copy()
+    out_records = records.copy(deep=False)  # shares the columns with result.prepared.records
     out_records["customer_id"] = crosswalk["customer_id"].array
     true_edges = int(candidates["match"].sum())
     stats = {
@@ -1523,7 +1567,9 @@ def link(
         "match_prior": model.prior,
         "m_source": model.m_source,
         "id_events": id_log["event"].value_counts().to_dict(),
+        "next_id": int(next_free),
         "seconds_total": round(sum(timings.values()), 3),
+        "peak_rss_mib": peak_mib,
     }
     return LinkResult(
         records=out_records,
@@ -1543,6 +1589,13 @@ def link(
         settings=settings,
         timings=timings,
     )
+
+
+def _peak_rss_mib() -> int:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) // 1024
 
 
 def _release_arrow_memory() -> None:
@@ -1569,8 +1622,8 @@ def _company_corrections(records: pd.DataFrame, prep: PreparedRecords) -> tuple[
     fix = company & ~typed
     if not fix.any():
         return records, 0
-    records = records.copy()
-    records.loc[fix, "party_type"] = "company"
+    records = records.copy(deep=False)  # changed columns are replaced, never written into
+    records["party_type"] = _with_values(records["party_type"], fix, "company")
     if {"given_name", "family_names", "full_name"} <= set(records.columns):
         built = (
             records["given_name"].astype("string").fillna("")
@@ -1580,9 +1633,16 @@ def _company_corrections(records: pd.DataFrame, prep: PreparedRecords) -> tuple[
         whole = records["full_name"].astype("string").fillna("").map(linkage.fold)
         pieces = fix & (built == whole).to_numpy() & (whole != "").to_numpy()
         for c in ("given_name", "family_names", "family_name_1", "family_name_2"):
-            if c in records:
-                records.loc[pieces, c] = pd.NA
+            if c in records and pieces.any():
+                records[c] = _with_values(records[c], pieces, pd.NA)
     return records, int(fix.sum())
+
+
+def _with_values(column: pd.Series, where: np.ndarray, value: Any) -> pd.Series:
+    """A copy of `column` with `value` at the rows `where` (the original untouched)."""
+    out = column.copy()
+    out[where] = value
+    return out
 
 
 def _previous_ids(records: pd.DataFrame, previous_crosswalk: pd.DataFrame) -> np.ndarray:

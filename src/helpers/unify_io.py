@@ -1,5 +1,6 @@
 """Loading and saving what the unify stage needs around `helpers.unify.link` (kept apart: no I/O there).
 
+- `load_parties`: the staged party records of a period, text as Arrow strings;
 - `previous_state`: the crosswalk and id log of the latest earlier run, so ids stay stable;
 - `load_decisions`: analysts' must-link / cannot-link decisions from params/;
 - `save_link_result`: every output to data/processed/<period>/unify/ and to the store;
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from helpers import store, unify
-from helpers.config import Settings
-from helpers.errors import ConfigError
+from helpers.config import Settings, SourceSpec
+from helpers.errors import ConfigError, SourceError
 
 #: Store tables written by the unify stage (all keyed by period).
 TABLES = {
@@ -33,26 +36,55 @@ TABLES = {
 DECISION_COLUMNS = ["source_a", "source_id_a", "source_b", "source_id_b", "decision"]
 
 
+def load_parties(processed: Path, period: str, specs: dict[str, SourceSpec]) -> pd.DataFrame:
+    """The staged party records of every party source for `period`, concatenated, like
+    `ingest.load_staged(..., "party")` but with text as Arrow strings: one buffer per column instead
+    of a Python object per value (at 250k staged rows ~180 MB instead of ~420 MB)."""
+    base = Path(processed) / period / "staged"
+    files = [
+        base / f"{name}.parquet"
+        for name, spec in specs.items()
+        if spec.kind == "party" and (base / f"{name}.parquet").exists()
+    ]
+    if not files:
+        raise SourceError(f"no staged party records in {base}; run the ingest stage for {period} first")
+    arrow_text = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+    frames = [pq.read_table(f).to_pandas(types_mapper=arrow_text.get) for f in files]
+    parties = pd.concat(frames, ignore_index=True)
+    del frames
+    pa.default_memory_pool().release_unused()
+    return parties
+
+
+#: The high-water mark of issued customer ids, one row per period. It holds no id, so an erasure
+#: (which deletes the erased customer's rows from every table) leaves it: the id is never reissued.
+ID_COUNTER_TABLE = "id_counter"
+
+
 @dataclass
 class PreviousState:
     period: str | None
     crosswalk: pd.DataFrame | None
     id_log: pd.DataFrame | None
+    next_id: int | None = None  # the number the next new id gets, at least
 
 
 def previous_state(store_path: Path, period: str) -> PreviousState:
     """The crosswalk of this period's last run if there is one (a re-run keeps its ids), else of the
-    latest earlier period; and the id log of every period (ids are never reused)."""
+    latest earlier period; the id log of every period and the high-water mark of issued ids (ids are
+    never reused, not even an erased customer's)."""
+    counter = store.load_table(store_path, ID_COUNTER_TABLE)
+    next_id = int(counter["next_id"].max()) if len(counter) else None
     crosswalks = store.load_table(store_path, TABLES["crosswalk"])
     if crosswalks.empty:
-        return PreviousState(None, None, None)
+        return PreviousState(None, None, None, next_id)
     periods = sorted(crosswalks["period"].unique())
     earlier = [p for p in periods if p <= period]
     chosen = earlier[-1] if earlier else periods[-1]
     crosswalk = crosswalks[crosswalks["period"] == chosen].drop(columns="period").reset_index(drop=True)
     id_log = store.load_table(store_path, TABLES["id_log"])
     id_log = id_log.drop(columns="period") if len(id_log) else None
-    return PreviousState(chosen, crosswalk, id_log)
+    return PreviousState(chosen, crosswalk, id_log, next_id)
 
 
 def load_decisions(path: Path) -> pd.DataFrame | None:
@@ -96,6 +128,9 @@ def save_link_result(
         store.write_parquet(frame, base / f"{attr}.parquet")
         store.save_table(store_path, table, frame, period=period)
     store.write_csv(result.review, base / "review_queue.csv")
+    if "next_id" in result.stats:
+        counter = pd.DataFrame({"next_id": [int(result.stats["next_id"])]})
+        store.save_table(store_path, ID_COUNTER_TABLE, counter, period=period)
     stats = {k: v for k, v in result.stats.items() if isinstance(v, int | float | str | bool)}
     summary = {
         "rows_in": int(len(result.records)),
