@@ -1,13 +1,14 @@
 """The I/O floor for ingest: the fastest plain read of every raw file with pyarrow / DuckDB, no mapping.
 
 Each file declared in params/sources.yaml is read once (a file that feeds two sources, e.g. the web
-orders for customers and order lines, is read once here and twice by ingest):
+orders for customers and order lines, is read once here, as ingest also parses it once per run):
 
 - CSV: ``pyarrow.csv.read_csv`` with the declared encoding and delimiter (ragged rows skipped);
 - JSON lines and JSON arrays: DuckDB ``read_json`` (``ignore_errors=true``): ``pyarrow.json`` stops at
   the sample's broken lines and at a field whose type changes between records (a defect on purpose);
-- Excel: no Arrow or DuckDB reader without an extension download, so ``openpyxl`` in read-only mode,
-  values only (what pandas uses underneath, minus the DataFrame);
+- Excel: no Arrow or DuckDB reader without an extension download, so ``python-calamine`` (Rust), the
+  sheet's cell values as Python lists (what ingest's pandas reader uses underneath, minus the
+  DataFrame); ``openpyxl`` in read-only mode when calamine is not installed;
 - SQLite: the declared query with the standard library's ``sqlite3`` (``fetchall``): DuckDB's sqlite
   extension would have to be downloaded;
 - Parquet: ``pyarrow.parquet.read_table``.
@@ -48,6 +49,20 @@ def _duckdb_json(path: Path, fmt: str) -> tuple[int, str]:
 
 
 def _excel(path: Path, sheet: str | int | None) -> tuple[int, str]:
+    try:
+        from python_calamine import CalamineWorkbook
+    except ImportError:
+        return _excel_openpyxl(path, sheet)
+    book = CalamineWorkbook.from_path(str(path))
+    try:
+        ws = book.get_sheet_by_name(sheet) if isinstance(sheet, str) else book.get_sheet_by_index(sheet or 0)
+        rows = len(ws.to_python(skip_empty_area=False)) - 1  # header
+    finally:
+        book.close()
+    return rows, "python-calamine"
+
+
+def _excel_openpyxl(path: Path, sheet: str | int | None) -> tuple[int, str]:
     import openpyxl
 
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -78,6 +93,11 @@ def _warm_up() -> None:
     """Import the readers before the clock starts (imports are not I/O)."""
     import duckdb
     import openpyxl  # noqa: F401
+
+    try:
+        import python_calamine  # noqa: F401
+    except ImportError:
+        pass
     import pyarrow.csv  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 

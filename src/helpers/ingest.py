@@ -22,7 +22,7 @@ from helpers import schema
 from helpers import standardise as std
 from helpers.config import IngestSettings, SourceSpec
 from helpers.errors import AccountingError, SourceError
-from helpers.readers import ITEM, ROW, RawRecords, read_source
+from helpers.readers import ITEM, ROW, ParsedFiles, RawRecords, parse_key, read_source
 
 if TYPE_CHECKING:
     from helpers.privacy_ops import Suppression
@@ -384,15 +384,19 @@ def _suppress(
 
 
 def ingest_source(
-    spec: SourceSpec, raw_dir: Path, settings: IngestSettings, suppression: Suppression | None = None
+    spec: SourceSpec,
+    raw_dir: Path,
+    settings: IngestSettings,
+    suppression: Suppression | None = None,
+    parsed: ParsedFiles | None = None,
 ) -> IngestResult:
     """Read, map, standardise and validate one source; raises AccountingError if rows go missing.
 
     With a `suppression` list (helpers.privacy_ops), records of erased people are quarantined as
-    "erased", without their data.
+    "erased", without their data. With `parsed`, a file shared with other sources is parsed once.
     """
     file = spec.path if spec.path else spec.location(raw_dir)
-    raw = read_source(spec, raw_dir)
+    raw = read_source(spec, raw_dir, parsed)
     mapped = map_columns(raw, spec, str(Path(raw_dir) / spec.path) if spec.path else file)
     staged, rejects, placeholders = standardise_source(mapped, raw, spec, settings, file)
     suppressing = suppression is not None and len(suppression) > 0
@@ -472,7 +476,9 @@ def ingest_all(
 
     Erased people are left out: the suppression list in data/suppression/ (beside paths.raw), unless
     `suppression` is given. Party sources are read first, so that a transaction follows its party
-    record out even when only that record's e-mail or tax id is on the list.
+    record out even when only that record's e-mail or tax id is on the list; then the sources whose
+    file a party source has just parsed (each file is parsed once, and held only until its last
+    source is done).
     """
     from tqdm.auto import tqdm
 
@@ -481,11 +487,16 @@ def ingest_all(
     if suppression is None:
         suppression = privacy_ops.load_suppression(privacy_ops.suppression_dir(raw_dir))
     results: dict[str, IngestResult] = {}
-    ordered = sorted(specs.values(), key=lambda spec: spec.kind != "party")
+    party_files = {parse_key(spec, raw_dir) for spec in specs.values() if spec.kind == "party"} - {None}
+    ordered = sorted(
+        specs.values(),
+        key=lambda spec: (spec.kind != "party", parse_key(spec, raw_dir) not in party_files),
+    )
+    parsed = ParsedFiles(ordered, raw_dir)
     bar = tqdm(ordered, desc="ingest", unit="source", disable=not progress)
     for spec in bar:
         bar.set_postfix_str(spec.name)
-        results[spec.name] = ingest_source(spec, raw_dir, settings, suppression)
+        results[spec.name] = ingest_source(spec, raw_dir, settings, suppression, parsed)
     return {name: results[name] for name in specs}
 
 
