@@ -1326,6 +1326,11 @@ def write_results(run: dict[str, Any], results_dir: Path = RESULTS) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     name = f"{run['date']}-{run['scale_arg'].replace(',', '+')}"
     json_path = results_dir / f"{name}.json"
+    n = 1
+    while json_path.exists():  # a second run of the same scales on the same day: keep the first
+        n += 1
+        json_path = results_dir / f"{name}-{n}.json"
+    name = json_path.stem
     json_path.write_text(json.dumps(run, indent=1, default=str) + "\n", encoding="utf-8")
     (results_dir / f"{name}.md").write_text(render_markdown(run) + "\n", encoding="utf-8")
     runs = load_results(results_dir)

@@ -150,6 +150,12 @@ def test_write_results(tmp_path):
     readme = (tmp_path / "README.md").read_text()
     assert "quick (10,400) s" in readme and "100k (104,000) s" in readme  # newest result per scale
     assert "[2026-11-24-quick](2026-11-24-quick.md)" in readme
+    again = _run([_scale("100k", 100_000, {s: 20.0 for s in bench.PIPELINE_STEPS})])
+    again["started_at"] = "2026-11-25T12:00:00+00:00"
+    second = bench.write_results(again, tmp_path)
+    assert second.name == "2026-11-25-100k-2.json" and path.exists()  # the day's first run is kept
+    assert (tmp_path / "2026-11-25-100k-2.md").exists()
+    assert "[2026-11-25-100k-2](2026-11-25-100k-2.md)" in (tmp_path / "README.md").read_text()
 
 
 def test_measure_sees_memory_of_children(tmp_path):
