@@ -471,6 +471,15 @@ def test_records_to_fix_per_owner(crafted):
     tax = crm[crm["rule"] == "tax_id_checksum"].iloc[0]
     assert tax["column"] == "nif" and tax["file"] == "crm.csv" and tax["value"] == "1234****A"
     assert tax["problem"].startswith("the NIF/NIE/CIF has a wrong format")
+    # the records with a missing value are listed too, so the owner can fill them; an invalid value
+    # ingest removed is listed under validity, not as blank
+    iban = crm[(crm["field"] == "iban") & (crm["rule"] == "not_null")]
+    assert (
+        len(iban) == 3 and 4 not in set(iban["row_number"]) and iban["problem"].str.endswith("(blank)").all()
+    )
+    phone = crm[(crm["field"] == "phone") & (crm["rule"] == "not_null")]
+    assert len(phone) == 2 and phone["problem"].str.endswith("(blank or a placeholder)").all()
+    assert phone["record_id"].notna().all() and phone["value"].isna().all()
     finance = files["Finance"]
     assert sorted(finance["row_number"].dropna().astype(int)) == [2, 4, 5, 6, 7, 8, 9]
     everything = pd.concat(files.values())

@@ -1051,8 +1051,31 @@ def _completeness(
             )
             out.add(source, field, rule, rule.dimension, nonnull + ph, failed, detail)
             out.find(source, field, rule, rule.dimension, _reject_findings(rej, lookup))
+            if available:
+                out.find(
+                    source, field, rule, rule.dimension, _blank_findings(frame, values, invalid_rows, ph)
+                )
     elif nonnull + ph:
         out.add(source, field, rule, rule.dimension, nonnull, ph, f"{ph} placeholders" if ph else "")
+
+
+def _blank_findings(
+    frame: pd.DataFrame, values: pd.Series, invalid_rows: pd.Series, placeholders: int
+) -> pd.DataFrame:
+    """The records whose value is missing, for the owners' lists of records to fix. Ingest counts
+    placeholders ("n/a", "-") per column, not per record, so when there were some the problem says
+    the value is blank or a placeholder: either way the record needs a real value."""
+    missing = values.isna().to_numpy()
+    rows = frame.loc[values.index[missing]]
+    if "row_number" in rows and len(invalid_rows):  # rejected as invalid: listed under validity
+        rows = rows[~rows["row_number"].isin(set(invalid_rows))]
+    problem = "blank or a placeholder" if placeholders else "blank"
+    out = pd.DataFrame(
+        {c: (rows[c].to_numpy() if c in rows else None) for c in ("record_id", "row_number", "source_id")},
+        index=pd.RangeIndex(len(rows)),
+    )
+    out["value"], out["expected"], out["problem"] = None, None, problem
+    return out
 
 
 _NAME_COLUMNS = frozenset({"given_name", "family_names", "family_name_1", "family_name_2", "full_name"})
