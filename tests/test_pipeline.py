@@ -224,3 +224,14 @@ def test_charts_reach_the_notebook_even_with_a_headless_backend_set(tmp_path, mo
     pipeline.execute_notebook(source, executed, {"period": "2026-10"}, cwd=tmp_path)
     outputs = nbformat.read(executed, as_version=4).cells[-1].outputs
     assert any("image/png" in o.get("data", {}) for o in outputs), outputs
+
+
+def test_kernels_use_unix_sockets_and_are_not_interrupted_when_shut_down():
+    import asyncio
+
+    manager = pipeline._kernel_manager()["kernel_manager_class"](kernel_name=pipeline.KERNEL)
+    assert manager.transport == "ipc" and manager.ip.startswith("/")  # no TCP port, an absolute socket path
+    with pytest.raises(RuntimeError, match="No kernel is running"):  # an interrupt otherwise goes through
+        asyncio.run(manager._async_interrupt_kernel())
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())  # shutting down: no SIGINT (nor the kernel's alarm)

@@ -202,10 +202,16 @@ def execute_notebook(source: Path, executed: Path, parameters: dict[str, Any], *
 
 @functools.cache
 def _kernel_manager() -> dict[str, Any]:
-    """Talk to the kernel over Unix sockets in the temp folder instead of TCP on localhost: no open
-    port, and no "Kernel is running over TCP without encryption" warning per notebook. The socket
-    path must be absolute (the kernel starts in another folder) and short (a Unix socket path has
-    at most 107 bytes); with a long TMPDIR the default TCP transport is kept."""
+    """The kernel manager for the stage notebooks.
+
+    - It talks to the kernel over Unix sockets in the temp folder instead of TCP on localhost: no
+      open port, and no "Kernel is running over TCP without encryption" warning per notebook. The
+      socket path must be absolute (the kernel starts in another folder) and short (a Unix socket
+      path has at most 107 bytes); with a long TMPDIR the default TCP transport is kept.
+    - It does not interrupt a kernel it is shutting down: jupyter_client sends SIGINT before every
+      shutdown, and an idle kernel then logs "ERROR | KeyboardInterrupt caught in kernel", an alarm
+      about nothing at the end of each notebook. Interrupting a running cell still works.
+    """
     import tempfile
     import uuid
 
@@ -213,19 +219,23 @@ def _kernel_manager() -> dict[str, Any]:
     from traitlets import default
 
     base = Path(tempfile.gettempdir()).resolve()
-    if len(str(base)) > 60:
-        return {}
+    ipc = len(str(base)) <= 60
 
-    class IpcKernelManager(AsyncKernelManager):
+    class QuietKernelManager(AsyncKernelManager):
         @default("transport")
         def _default_transport(self) -> str:
-            return "ipc"
+            return "ipc" if ipc else "tcp"
 
         @default("ip")
         def _default_ip(self) -> str:
-            return str(base / f"scv-kernel-{uuid.uuid4().hex[:12]}")
+            return str(base / f"scv-kernel-{uuid.uuid4().hex[:12]}") if ipc else "127.0.0.1"
 
-    return {"kernel_manager_class": IpcKernelManager}
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
+    return {"kernel_manager_class": QuietKernelManager}
 
 
 def run_in_order(stages: list[Stage], run_one: Callable[[Stage], None], *, workers: int = 1) -> list[str]:
