@@ -395,3 +395,12 @@ def test_customers_for_records_hits_the_requested_size(tmp_path):
 def test_generate_rejects_a_tiny_company(tmp_path):
     with pytest.raises(ValueError, match="customers"):
         sample_data.generate(tmp_path / "raw", tmp_path / "truth", customers=3)
+
+
+def test_the_committed_truth_readme_is_what_generation_writes():
+    """Generating the sample must not modify a tracked file: every run's code version would read
+    '-dirty' on a clean clone."""
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "data" / "sample_truth" / "README.md"
+    assert readme.read_text(encoding="utf-8") == sample_data.TRUTH_README
