@@ -315,3 +315,64 @@ def test_company_names_with_a_legal_form_are_companies_and_not_split(tmp_path):
     assert (
         staged.loc["3", "given_name"] == "María del Carmen" and staged.loc["3", "family_name_1"] == "Prados"
     )
+
+
+DUPLICATE_CELLS = [
+    "a",
+    "b",
+    " a",
+    "1",
+    1,
+    1.0,
+    "1.0",
+    None,
+    float("nan"),
+    pd.NA,
+    True,
+    "True",
+    [1],
+    "[1]",
+    "",
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_duplicate_records_compare_every_column_as_text(seed):
+    # the known answer: pandas comparing every raw column as text ("1" == 1, None == NaN, [1] == "[1]")
+    import random
+
+    from helpers.ingest import duplicate_records
+    from helpers.readers import ROW, RawRecords
+
+    rng = random.Random(seed)
+    cells = rng.sample(DUPLICATE_CELLS, rng.randint(1, 5))
+    n, width = rng.randint(0, 40), rng.randint(1, 4)
+    records = pd.DataFrame(
+        {f"c{j}": pd.Series([rng.choice(cells) for _ in range(n)], dtype=object) for j in range(width)}
+    )
+    records.insert(rng.randint(0, width), ROW, pd.array(range(1, n + 1), dtype="int64"))
+    expected = records.drop(columns=ROW).astype("string").duplicated(keep="first").to_numpy()
+    assert duplicate_records(RawRecords(records)).tolist() == expected.tolist()
+
+
+def test_duplicate_check_is_made_once_per_parsed_file(tmp_path, monkeypatch):
+    from helpers import ingest
+    from helpers.readers import ParsedFiles
+
+    (tmp_path / "contacts.csv").write_text(
+        "id,nombre,apellidos,nif,email,tel,nacimiento,iban\n"
+        "1,ana,ruiz,12345678Z,ana@x.es,612345678,01/02/1980,\n"
+        "1,ana,ruiz,12345678Z,ana@x.es,612345678,01/02/1980,\n"
+        "2,luis,gil,,luis@x.es,,,\n",
+        encoding="utf-8",
+    )
+    specs = [party_spec(), party_spec(name="crm_copy")]
+    calls = []
+    check = ingest._duplicated_text
+    monkeypatch.setattr(ingest, "_duplicated_text", lambda *a: calls.append(1) or check(*a))
+    parsed = ParsedFiles(specs, tmp_path)
+    results = [ingest_source(spec, tmp_path, SETTINGS, parsed=parsed) for spec in specs]
+    assert len(calls) == 1
+    for result in results:
+        assert result.rejects.loc[result.rejects["reason"] == "duplicate_row", "row_number"].tolist() == [2]
+        assert result.staged["row_number"].tolist() == [1, 3]

@@ -180,6 +180,55 @@ def _derive_party(staged: pd.DataFrame) -> pd.DataFrame:
     return staged
 
 
+def _text_codes(values: pd.Series) -> np.ndarray:
+    """Factor codes of a column's values compared as text (as `astype("string")` compares them; -1 = null)."""
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        values = values.astype("string")  # numbers, lists from JSON: compared by their text
+    return pd.factorize(values, use_na_sentinel=True)[0]
+
+
+def _duplicated_text(records: pd.DataFrame, columns: list[int]) -> np.ndarray:
+    """`records.iloc[:, columns].astype("string").duplicated(keep="first")`, without copying or
+    converting every column.
+
+    Only rows whose values so far repeat can be duplicates, so the candidates are narrowed column
+    by column (an id column leaves almost none) and the later columns are compared on those alone.
+    """
+    n = len(records)
+    candidates = np.arange(n)
+    group = np.zeros(n, dtype=np.int64)  # the candidates' groups of equal values so far
+    for i in columns:
+        if not len(candidates):
+            break
+        column = records.iloc[:, i]
+        codes = _text_codes(column if len(candidates) == n else column.iloc[candidates])
+        keys = group * (int(codes.max(initial=-1)) + 2) + (codes + 1)  # < n * (n + 1): no overflow
+        group = pd.factorize(keys)[0].astype(np.int64)
+        repeated = np.bincount(group)[group] > 1
+        candidates = candidates[repeated]
+        group = pd.factorize(group[repeated])[0].astype(np.int64)
+    dup = np.zeros(n, dtype=bool)
+    dup[candidates] = pd.Series(group).duplicated(keep="first").to_numpy()
+    return dup
+
+
+def duplicate_records(raw: RawRecords) -> np.ndarray:
+    """True for each record that repeats an earlier one of the same file exactly (all raw columns).
+
+    Sources that map the same parsed file share the answer (it is worked out once per file).
+    """
+    cached = raw.memo.get("duplicates")
+    if cached is not None and cached[0] is raw.records:
+        return cached[1]
+    raw_cols = [i for i, c in enumerate(raw.records.columns) if c != ROW]
+    if raw_cols:
+        dup = _duplicated_text(raw.records, raw_cols)
+    else:  # no columns to compare (pandas' answer for that case)
+        dup = raw.records.iloc[:, []].duplicated(keep="first").to_numpy(dtype=bool)
+    raw.memo["duplicates"] = (raw.records, dup)
+    return dup
+
+
 def standardise_source(
     mapped: pd.DataFrame, raw: RawRecords, spec: SourceSpec, settings: IngestSettings, file: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -251,8 +300,7 @@ def standardise_source(
             row_bad |= negative
 
     # exact duplicates of an earlier record in the same file (the later copy is quarantined)
-    raw_cols = [c for c in raw.records.columns if c not in (ROW,)]
-    dup = raw.records[raw_cols].astype("string").duplicated(keep="first")
+    dup = pd.Series(duplicate_records(raw), index=raw.records.index)
     if dup.any():
         first_row = raw.records.loc[dup, ROW].to_numpy()
         reject_parts.append(

@@ -47,6 +47,8 @@ class RawRecords:
     )
     encoding: str | None = None
     columns: list[str] = field(default_factory=list)  # the header / keys as found
+    #: results worked out once per parsed file, shared by the sources that map it (ingest keys them)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rows_read(self) -> int:

@@ -256,13 +256,14 @@ def _to_text(x) -> str | None:
 def _texts(u: np.ndarray, placeholders: Iterable[str] | None) -> tuple[list[str | None], np.ndarray]:
     """Text of each unique value (None for empty or placeholder) and the placeholder flags."""
     ph_set = _placeholder_set(placeholders)
+    longest = max(map(len, ph_set), default=-1)  # a longer text cannot be a placeholder
     out: list[str | None] = [None] * len(u)
     ph = np.zeros(len(u), dtype=bool)
     for i, x in enumerate(u):
-        t = _to_text(x)
+        t = (" ".join(x.split()) or None) if type(x) is str else _to_text(x)  # plain str: _to_text inlined
         if t is None:
             continue
-        if t.lower() in ph_set:
+        if len(t) <= longest and t.lower() in ph_set:
             ph[i] = True
             continue
         out[i] = t
@@ -940,7 +941,7 @@ def date(
     num_val: list[float] = []
     for i, x in enumerate(u):
         if isinstance(x, str | bytes):
-            t = _to_text(x)
+            t = (" ".join(x.split()) or None) if type(x) is str else _to_text(x)
             if t is None:
                 continue
             if t.lower() in ph_set:
