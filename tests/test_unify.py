@@ -1117,3 +1117,14 @@ def test_an_erased_customers_id_is_never_issued_again(company, company_result, t
     }
     assert again.stats["next_id"] == int(numbers.max()) + 2
     assert set(again.stats["peak_rss_mib"]) >= {"cluster", "golden records"}
+
+
+def test_linking_does_not_load_duckdb():
+    """The bare link (benchmarks/splink_link.py ours) reads Parquet only: DuckDB (~30 MB) loads when a
+    store is opened, not on import."""
+    import subprocess
+    import sys
+
+    code = "import sys; import helpers.unify, helpers.unify_io; print('duckdb' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

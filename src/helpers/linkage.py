@@ -612,15 +612,27 @@ def block(prepared: PreparedRecords, settings: UnifySettings) -> tuple[np.ndarra
     )
     if not codes:
         return np.empty(0, np.int64), np.empty(0, np.int64), table
-    # one stable sort: the first pass that produced a pair owns it
-    every = np.concatenate(codes)
-    owner = np.repeat(np.arange(len(codes)), [len(c) for c in codes])
-    order = np.argsort(every, kind="stable")
-    every, owner = every[order], owner[order]
-    first = np.r_[True, every[1:] != every[:-1]]
-    union = every[first]
-    table.insert(4, "new_pairs", np.bincount(owner[first], minlength=len(codes)))
+    # the first pass that produced a pair owns it: the pass number rides in the low digits of the pair
+    # code, so one in-place sort puts each pair's earliest pass first (no argsort index, no gathered copies)
+    n_passes = len(codes)
+    every = np.empty(sum(len(c) for c in codes), dtype=np.int64)
+    start = 0
+    for i, c in enumerate(codes):
+        np.multiply(c, n_passes, out=every[start : start + len(c)])
+        every[start : start + len(c)] += i
+        start += len(c)
+    del codes
+    every.sort()
+    owner = (every % n_passes).astype(np.int16)
+    every //= n_passes
+    first = np.empty(len(every), dtype=bool)
+    first[:1] = True
+    np.not_equal(every[1:], every[:-1], out=first[1:])
+    table.insert(4, "new_pairs", np.bincount(owner[first], minlength=n_passes))
     table.insert(5, "cumulative_pairs", table["new_pairs"].cumsum())
+    del owner
+    union = every[first]
+    del every, first
     return (union // n if n else union), (union % n if n else union), table
 
 
@@ -1147,16 +1159,24 @@ def compare_pairs(
         out[comp.name] = np.empty(n, dtype=np.int8)
         if comp.tf_adjust:
             out[f"tf_{comp.name}"] = np.empty(n, dtype=np.float16)
+    # a column's taken codes are dropped after the last comparison that reads it (holding every column's
+    # for the whole chunk cost ~80 MB per 500k pairs)
+    last_use = {c: i for i, comp in enumerate(comparisons) for c in comp.columns}
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         taken: dict[tuple[str, int], np.ndarray] = {}  # codes of a column at the left/right records
-        for comp in comparisons:
+        for i, comp in enumerate(comparisons):
             left = [_take(taken, codes, c, lo, start, stop, 0) for c in comp.columns]
             right = [_take(taken, codes, c, hi, start, stop, 1) for c in comp.columns]
             level, tf = comp.compute(left, right)
             out[comp.name][start:stop] = level
             if tf is not None:
                 out[f"tf_{comp.name}"][start:stop] = tf
+            del left, right, level, tf
+            for c in comp.columns:
+                if last_use[c] == i:
+                    taken.pop((c, 0), None)
+                    taken.pop((c, 1), None)
         del taken
     return apply_skip_rules(pd.DataFrame(out, copy=False), comparisons, skip_when or {})
 
@@ -1269,7 +1289,7 @@ class FellegiSunter:
         penalty[when & ~unless] = -float(g.get("penalty", 0.0))
         return penalty
 
-    def total_weight(self, features: pd.DataFrame, chunk_size: int = 1_000_000) -> np.ndarray:
+    def total_weight(self, features: pd.DataFrame, chunk_size: int = 250_000) -> np.ndarray:
         """Prior + every contribution, summed in row chunks (never the full per-comparison frame)."""
         total = np.empty(len(features), dtype=np.float64)
         for start in range(0, len(features), chunk_size):
@@ -1502,7 +1522,12 @@ def random_pairs(
     keep = a != b
     if source is not None:
         keep &= source[a] != source[b]
-    a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    code = pd.unique(a.astype(np.int64) * n + b)[:size]  # first occurrences: still a uniform sample
-    code = np.sort(code)
+    code = np.minimum(a, b)  # pair code lo * n + hi, built in place (fewer transient arrays)
+    np.maximum(a, b, out=b)
+    del a
+    code *= n
+    code += b
+    del b
+    code = pd.unique(code[keep])[:size]  # first occurrences: still a uniform sample
+    code.sort()
     return code // n, code % n

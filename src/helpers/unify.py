@@ -433,8 +433,10 @@ def fit_model(
     random_features = linkage.compare_pairs(
         prep, ra, rb, comps, settings.compare_chunk_size, _skip_rules(settings)
     )
+    del ra, rb
     labels = {c.name: tuple(c.labels) for c in comps}
     u = linkage.estimate_u(random_features, labels)
+    del random_features  # freed before EM, which has its own working set
     tf_levels = {c.name: tuple(c.tf_levels) for c in comps if c.tf_adjust}
     return linkage.fit_fellegi_sunter(features, u, labels, settings, tf_levels, _n_pairs(prep, settings))
 
@@ -1468,13 +1470,13 @@ def link(
     records, corrected = _company_corrections(records, prep)
     prep.records = records
     done("prepare")
-    pairs_idx, blocking = candidate_pairs(prep, settings)
-    lo = pairs_idx.get_level_values(0).to_numpy().astype(np.int32)
-    hi = pairs_idx.get_level_values(1).to_numpy().astype(np.int32)
-    del pairs_idx
+    # candidate_pairs and compare on plain arrays: a MultiIndex of the pairs would cost its levels, codes
+    # and factorisation (~60 MB at 1M records) for an index that is dropped at once
+    lo, hi, blocking = linkage.block(prep, settings)
+    lo, hi = lo.astype(np.int32), hi.astype(np.int32)
     done("blocking")
-    features = compare(prep, pd.MultiIndex.from_arrays([lo, hi], names=["rid_a", "rid_b"]), settings)
-    features.reset_index(drop=True, inplace=True)
+    comps = linkage.build_comparisons(prep, settings)
+    features = linkage.compare_pairs(prep, lo, hi, comps, settings.compare_chunk_size, _skip_rules(settings))
     done("compare")
     model = fit_model(prep, features, settings)
     done("fit model")
@@ -1492,19 +1494,28 @@ def link(
         stickiness["held_apart_by_hysteresis"] = int((apart & match & (probability < high)).sum())
         match = np.where(together, probability >= low, np.where(apart, probability >= high, match))
     dec = decisions_as_pairs(records, decisions)
-    decision = np.full(len(lo), None, dtype=object)
+    # analysts' decisions sit on few pairs: their positions and values, not an object array per candidate
+    decided_at = np.empty(0, dtype=np.int64)
+    decided_as = np.empty(0, dtype=object)
     if len(dec):  # candidates are sorted by (rid_a, rid_b): find decided pairs by binary search
         n_rec = len(records)
         code = lo.astype(np.int64) * n_rec + hi
         wanted = dec["rid_a"].to_numpy(np.int64) * n_rec + dec["rid_b"].to_numpy(np.int64)
         where = np.minimum(np.searchsorted(code, wanted), max(len(code) - 1, 0))
         found = (code[where] == wanted) if len(code) else np.zeros(len(wanted), dtype=bool)
-        decision[where[found]] = dec["decision"].to_numpy()[found]
-        match[where[found]] = dec["decision"].to_numpy()[found] == "must-link"
+        del code
+        decided_at = where[found]
+        decided_as = np.asarray(dec["decision"].to_numpy()[found], dtype=object)
+        match[decided_at] = decided_as == "must-link"
     candidates = pd.DataFrame(
         {"rid_a": lo, "rid_b": hi, "match_weight": weight.astype(np.float32), "match": match}
     )
-    keep = (probability >= settings.keep_pairs_min_probability) | match | (decision != None)  # noqa: E711
+    keep = (probability >= settings.keep_pairs_min_probability) | match
+    keep[decided_at[np.array([d is not None for d in decided_as], dtype=bool)]] = True
+    kept_at = np.flatnonzero(keep)
+    decision = np.full(len(kept_at), None, dtype=object)
+    shown = keep[decided_at]
+    decision[np.searchsorted(kept_at, decided_at[shown])] = decided_as[shown]
     pairs = _pair_frame(
         records,
         features[keep],
@@ -1514,7 +1525,7 @@ def link(
         weight[keep],
         probability[keep],
         match[keep],
-        decision[keep],
+        decision,
     )
     histogram = np.histogram(np.clip(weight, -40, 40), bins=np.arange(-40, 41, 2))[0].tolist()
     del features
@@ -1599,13 +1610,28 @@ def _peak_rss_mib() -> int:
 
 
 def _release_arrow_memory() -> None:
-    """Hand freed Arrow buffers back to the OS (its mimalloc/jemalloc pool keeps them otherwise, and a
-    1M-record run would hold ~1 GB it no longer uses)."""
+    """Hand freed memory back to the OS between steps: Arrow's mimalloc/jemalloc pool keeps freed buffers
+    (a 1M-record run would hold ~1 GB it no longer uses), and glibc's heap keeps the pages of freed NumPy
+    arrays and Python strings (~50 MB after each step at 1M), which would stack under the next step's peak."""
     try:
         import pyarrow as pa
 
         pa.default_memory_pool().release_unused()
     except (ImportError, AttributeError):  # pragma: no cover - older pyarrow
+        pass
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    """glibc's malloc_trim(0): return the free pages of the C heap to the OS (a no-op elsewhere)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - musl and other C libraries
         pass
 
 
@@ -1671,11 +1697,9 @@ def _pair_frame(
     sid = records["source_id"].astype("string[pyarrow]")
     pairs = pd.DataFrame({"rid_a": lo, "rid_b": hi})
     pairs["source_a"] = pd.Categorical.from_codes(src.cat.codes.to_numpy()[lo], categories=src.cat.categories)
-    pairs["source_id_a"] = sid.take(lo).to_numpy() if len(lo) else pd.array([], dtype="string[pyarrow]")
+    pairs["source_id_a"] = sid.array.take(lo)  # Arrow to Arrow: no Python string per pair
     pairs["source_b"] = pd.Categorical.from_codes(src.cat.codes.to_numpy()[hi], categories=src.cat.categories)
-    pairs["source_id_b"] = sid.take(hi).to_numpy() if len(hi) else pd.array([], dtype="string[pyarrow]")
-    pairs["source_id_a"] = pairs["source_id_a"].astype("string[pyarrow]")
-    pairs["source_id_b"] = pairs["source_id_b"].astype("string[pyarrow]")
+    pairs["source_id_b"] = sid.array.take(hi)
     pairs["match_weight"] = weight
     pairs["match_probability"] = probability
     pairs["match"] = match
