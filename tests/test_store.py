@@ -50,23 +50,23 @@ def test_csv_exports_escape_formulas(tmp_path):
     assert ",-12.5" in text  # a negative number is data, not a formula
 
 
-def test_a_store_held_by_another_process_is_waited_for(tmp_path):
+def _store_held_by_another_process(tmp_path, seconds: float):
+    """A store with one table, and a child process that holds it open for `seconds`."""
     import subprocess
     import sys
-    import time
 
     db = tmp_path / "scv.duckdb"
     store.save_table(db, "t", pd.DataFrame({"a": [1]}))
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(1.5)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    code = f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep({seconds})"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
+    return db, holder
+
+
+def test_a_store_held_by_another_process_is_waited_for(tmp_path):
+    import time
+
+    db, holder = _store_held_by_another_process(tmp_path, 1.5)
     t0 = time.perf_counter()
     store.save_table(db, "t", pd.DataFrame({"a": [2]}))  # waits for the other process to let go
     waited = time.perf_counter() - t0
@@ -75,24 +75,10 @@ def test_a_store_held_by_another_process_is_waited_for(tmp_path):
 
 
 def test_a_store_that_stays_locked_fails_with_duckdbs_error(tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
     import duckdb
 
-    db = tmp_path / "scv.duckdb"
-    store.save_table(db, "t", pd.DataFrame({"a": [1]}))
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(5)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    db, holder = _store_held_by_another_process(tmp_path, 5)
     try:
-        assert holder.stdout.readline().strip() == "held"
         monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.3)
         with pytest.raises(duckdb.IOException, match="lock"):
             store.load_table(db, "t")
