@@ -935,6 +935,14 @@ def stage_table(scale: dict[str, Any]) -> str:
     )
 
 
+ACCURACY_COLUMNS = ["blocking_recall", "pair_precision", "pair_recall", "pair_f1", "cluster_f1", "bcubed_f1"]
+
+
+def accuracy_cells(accuracy: dict[str, Any]) -> list[str]:
+    """One linker's accuracy as table cells, in the order of ACCURACY_COLUMNS."""
+    return [fmt_ratio(accuracy.get(k)) for k in ACCURACY_COLUMNS]
+
+
 def linkage_table(scale: dict[str, Any]) -> str:
     uni, sp = scale.get("unify") or {}, scale.get("splink") or {}
     rows = []
@@ -948,12 +956,7 @@ def linkage_table(scale: dict[str, Any]) -> str:
                 fmt_seconds(uni.get("link_seconds")),
                 fmt_seconds(uni.get("stage_wall_s")),
                 fmt_bytes(linkage_memory(uni, sp)[0]),
-                fmt_ratio(a.get("blocking_recall")),
-                fmt_ratio(a.get("pair_precision")),
-                fmt_ratio(a.get("pair_recall")),
-                fmt_ratio(a.get("pair_f1")),
-                fmt_ratio(a.get("cluster_f1")),
-                fmt_ratio(a.get("bcubed_f1")),
+                *accuracy_cells(a),
             ]
         )
     bare = scale.get("unify_bare") or {}
@@ -972,12 +975,7 @@ def linkage_table(scale: dict[str, Any]) -> str:
                     if bare.get("clusters_peak_rss_bytes") and bare.get("linkage_peak_rss_bytes")
                     else ""
                 ),
-                fmt_ratio(a.get("blocking_recall")),
-                fmt_ratio(a.get("pair_precision")),
-                fmt_ratio(a.get("pair_recall")),
-                fmt_ratio(a.get("pair_f1")),
-                fmt_ratio(a.get("cluster_f1")),
-                fmt_ratio(a.get("bcubed_f1")),
+                *accuracy_cells(a),
             ]
         )
     if sp.get("status") == "ok":
@@ -990,12 +988,7 @@ def linkage_table(scale: dict[str, Any]) -> str:
                 fmt_seconds(lk.get("seconds")),
                 fmt_seconds(lk["wall_s"] + sp["prepare"]["wall_s"]),
                 fmt_bytes(linkage_memory(uni, sp)[1]),
-                fmt_ratio(a.get("blocking_recall")),
-                fmt_ratio(a.get("pair_precision")),
-                fmt_ratio(a.get("pair_recall")),
-                fmt_ratio(a.get("pair_f1")),
-                fmt_ratio(a.get("cluster_f1")),
-                fmt_ratio(a.get("bcubed_f1")),
+                *accuracy_cells(a),
             ]
         )
     elif sp:

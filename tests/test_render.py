@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import privacy, render
+from helpers import pipeline, privacy, render
 from helpers.config import load_settings
 from helpers.errors import ConfigError
 from tests.conftest import make_project
@@ -54,7 +54,7 @@ RAW = {
 
 def _notebook(cells: list) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": render.KERNEL, "display_name": "scv", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": pipeline.KERNEL, "display_name": "scv", "language": "python"}
     nb.cells = cells
     return nb
 
@@ -99,7 +99,7 @@ def execute(nb: nbformat.NotebookNode, folder: Path, name: str, parameters: dict
         str(source),
         str(executed),
         parameters=parameters,
-        kernel_name=render.KERNEL,
+        kernel_name=pipeline.KERNEL,
         cwd=str(folder),
         progress_bar=False,
         log_output=False,

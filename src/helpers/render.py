@@ -58,7 +58,6 @@ CARD_HTML = "card.html.j2"  # one HTML page per customer
 CARDS_INDEX_HTML = "cards_index.html.j2"
 REPORTS_INDEX_HTML = "reports_index.html.j2"
 
-KERNEL = "scv"
 MISSING = "—"
 Engine = Literal["auto", "quarto", "fallback"]
 
