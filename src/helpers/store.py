@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600: a manifest the index links must be readable
     try:
         yield tmp_path
         if tmp_path.is_file():
@@ -43,6 +46,65 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty hidden folder beside `target`; if the block succeeds, it takes `target`'s place
+    in one step, so a reader (or a run killed half-way) sees the old folder or the new one, never a
+    mix of old and new files.
+
+    The swap is one `renameat2(RENAME_EXCHANGE)` on Linux; where that is not available, two renames
+    back to back (the old folder moves aside, the new one into place). A crash leaves the hidden
+    `.<name>.*.tmp` folder behind (the runner sweeps stale ones), never a half-written `target`.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())
+    try:
+        yield tmp
+        _fsync(tmp)
+        if target.exists():
+            _exchange(tmp, target)  # tmp now holds the old folder
+        else:
+            os.rename(tmp, target)
+        _fsync(target.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE), else with two renames."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        at_fdcwd, rename_exchange = -100, 2
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+    aside = b.with_name(f".{b.name}.{os.getpid()}.old.tmp")
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: setting it, even for a moment, races with other threads' files
+
+
+def _umask() -> int:
+    return _UMASK
 
 
 def _fsync(path: Path) -> None:
@@ -104,6 +166,30 @@ def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def unescape_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Undo `escape_formulas` on a frame read back from one of the product's CSV exports: a text cell
+    (or column name) that is a quote followed by = + - @ (or tab/CR) loses the quote. An analyst who
+    copies rows of the review queue into params/link_decisions.csv gets "@ana_lopez" back, not
+    "'@ana_lopez" (a social handle that would match no record)."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            text = s.astype("string")
+            escaped = text.str.match(r"^'[=+\-@\t\r]", na=False)
+            if escaped.any():
+                out.loc[escaped, col] = text[escaped].str.slice(1).astype(object)
+    out.columns = [c[1:] if isinstance(c, str) and re.match(r"^'[=+\-@\t\r]", c) else c for c in out.columns]
+    return out
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV the product exported (or an analyst edited from one), as text, with the formula escaping
+    undone (`unescape_formulas`); empty cells are None."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return unescape_formulas(frame).replace({"": None})
+
+
 def _escape_name(name: object) -> object:
     """A column name made from data (a campaign or product as a pivot column) can carry a formula too."""
     if isinstance(name, str) and name[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -157,48 +243,153 @@ def save_table(store: Path, name: str, df: pd.DataFrame, *, period: str | None =
 
     Tables keyed by period accumulate one slice per period, so a trend across months is one query.
     The delete and insert happen in one transaction: readers see the old slice or the new one.
+
+    Columns are stored with plain types (`plain_types`): a pandas categorical would become a DuckDB
+    ENUM of today's values, and next month's new value could not be inserted. A table whose column
+    types differ from the frame's (an ENUM left by an older version, an integer column that now
+    holds decimals) is rebuilt with the wider type, keeping the other periods' rows: an INSERT would
+    cast the new values to the old type (2.5 into BIGINT silently becomes 2).
     """
-    frame = _typed_for_store(df)
-    if period is not None:
-        frame.insert(0, "period", pd.Series(period, index=frame.index, dtype="string"))
+    return save_tables(store, {name: df}, period=period)[name]
+
+
+def save_tables(store: Path, frames: dict[str, pd.DataFrame], *, period: str | None = None) -> dict[str, int]:
+    """`save_table` for several tables in one transaction: a stage's tables change together or not at
+    all (a run killed in the middle of a stage's writes leaves the store as it was)."""
+    prepared = {}
+    for name, df in frames.items():
+        frame = plain_types(df)
+        if period is not None:
+            frame.insert(0, "period", pd.Series(period, index=frame.index, dtype="string"))
+        prepared[name] = frame
     with connect(store) as con:
-        con.register("frame", frame)
         con.execute("BEGIN TRANSACTION")
         try:
-            exists = bool(
-                con.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-                ).fetchall()[0][0]
-            )
-            if exists and period is not None:
-                cols = [r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()]
-                if cols != list(frame.columns):
-                    # the table's shape changed (a new version of a stage): keep other periods' rows
-                    old = con.execute(f'SELECT * FROM "{name}" WHERE period <> ?', [period]).df()
-                    con.execute(f'DROP TABLE "{name}"')
-                    con.register("old", old)
-                    con.execute(
-                        f'CREATE TABLE "{name}" AS SELECT * FROM frame UNION ALL BY NAME SELECT * FROM old'
-                    )
-                else:
-                    con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
-                    con.execute(f'INSERT INTO "{name}" SELECT * FROM frame')
-            else:
-                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM frame')
+            for name, frame in prepared.items():
+                _replace_slice(con, name, frame, period)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
-    return len(frame)
+    return {name: len(frame) for name, frame in prepared.items()}
 
 
-def _typed_for_store(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose all-null object columns are text: DuckDB would otherwise type them NULL, and a
-    table created from an empty frame could never take rows later."""
+def _replace_slice(
+    con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, period: str | None
+) -> None:
+    con.register("frame", frame)
+    try:
+        exists = _table_exists(con, name)
+        if exists and period is not None:
+            _migrate_enums(con, name)
+            both = f'(SELECT * FROM "{name}" UNION ALL BY NAME SELECT * FROM frame)'
+            if _column_types(con, f'"{name}"') == _column_types(con, both):
+                # every column of the frame fits the table's column of its name as it is
+                con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
+                con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM frame')
+            else:
+                # a new column, or a type the table's cannot hold (decimals in an integer column):
+                # rebuilt with the other periods' rows, each column in the wider type
+                con.execute(
+                    f'CREATE TABLE "{name}__new" AS SELECT * FROM frame '
+                    f'UNION ALL BY NAME SELECT * FROM "{name}" WHERE period <> ?',
+                    [period],
+                )
+                con.execute(f'DROP TABLE "{name}"')
+                con.execute(f'ALTER TABLE "{name}__new" RENAME TO "{name}"')
+        else:
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM frame')
+    finally:
+        con.unregister("frame")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[
+            0
+        ][0]
+    )
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
+def _migrate_enums(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    """Turn the ENUM columns of table `name` into VARCHAR (an older version stored categoricals as
+    ENUMs of the values of their first period); returns the columns changed."""
+    changed = []
+    for column, kind in _column_types(con, f'"{name}"'):
+        if kind.startswith("ENUM("):
+            quoted = column.replace('"', '""')
+            con.execute(f'ALTER TABLE "{name}" ALTER COLUMN "{quoted}" TYPE VARCHAR')
+            changed.append(column)
+    return changed
+
+
+def migrate(store: Path) -> dict[str, list[str]]:
+    """Give every table of an existing store plain column types (ENUM -> VARCHAR), in one transaction;
+    returns {table: columns changed}. Called at the start of each run (a store made by an older version)."""
+    if not Path(store).exists():
+        return {}
+    with connect(store, read_only=True) as con:
+        enums = con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE data_type LIKE 'ENUM(%'"
+        ).fetchall()[0][0]
+    if not enums:
+        return {}
+    changed: dict[str, list[str]] = {}
+    with connect(store) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            tables = [
+                r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            ]
+            for table in tables:
+                columns = _migrate_enums(con, table)
+                if columns:
+                    changed[table] = columns
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return changed
+
+
+def plain_types(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `df` whose columns DuckDB stores with plain, open types.
+
+    - a categorical becomes the type of its categories (text as a string column): DuckDB would make it
+      an ENUM that refuses any value it did not hold when the table was created;
+    - periods and intervals become text; other pandas extension types (nullable integers, booleans,
+      strings, Arrow-backed columns) are plain DuckDB types already;
+    - an all-null object column becomes text: DuckDB would otherwise type it NULL, and a table created
+      from an empty frame could never take rows later.
+    """
     frame = df.copy()
     for col in frame.columns:
-        if frame[col].dtype == object and frame[col].isna().all():
-            frame[col] = frame[col].astype("string")
+        s = frame[col]
+        dtype = s.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            categories = dtype.categories
+            if pd.api.types.is_string_dtype(categories.dtype) or pd.api.types.is_object_dtype(
+                categories.dtype
+            ):
+                frame[col] = s.astype(object).astype("string")
+            elif pd.api.types.is_bool_dtype(categories.dtype):
+                frame[col] = s.astype(object).astype("boolean")
+            elif pd.api.types.is_integer_dtype(categories.dtype):
+                frame[col] = s.astype(object).astype("Int64")
+            elif pd.api.types.is_float_dtype(categories.dtype):
+                frame[col] = s.astype("float64")
+            elif pd.api.types.is_datetime64_any_dtype(categories.dtype):
+                frame[col] = pd.Series(pd.DatetimeIndex(s.astype(object)), index=s.index)
+            else:  # periods, intervals, mixed objects: their text
+                frame[col] = s.astype(object).map(lambda v: None if pd.isna(v) else str(v)).astype("string")
+        elif isinstance(dtype, pd.PeriodDtype | pd.IntervalDtype):
+            frame[col] = s.astype(object).map(lambda v: None if pd.isna(v) else str(v)).astype("string")
+        elif pd.api.types.is_object_dtype(dtype) and s.isna().all():
+            frame[col] = s.astype("string")
     return frame
 
 
@@ -215,6 +406,24 @@ def load_table(store: Path, name: str, *, period: str | None = None) -> pd.DataF
         if period is None:
             return con.execute(f'SELECT * FROM "{name}"').df()
         return con.execute(f'SELECT * FROM "{name}" WHERE period = ?', [period]).df()
+
+
+def load_latest_before(store: Path, name: str, period: str) -> pd.DataFrame:
+    """The slice of table `name` for the latest period strictly before `period` (with its `period`
+    column); an empty frame when there is none.
+
+    What a stage may learn from the past: never the slice of its own period, which only an earlier
+    run of the same period could have written (a re-run would then differ from the first run).
+    """
+    if not Path(store).exists():
+        return pd.DataFrame()
+    with connect(store, read_only=True) as con:
+        if not _table_exists(con, name):
+            return pd.DataFrame()
+        return con.execute(
+            f'SELECT * FROM "{name}" WHERE period = (SELECT max(period) FROM "{name}" WHERE period < ?)',
+            [period],
+        ).df()
 
 
 def query(store: Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
