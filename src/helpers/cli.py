@@ -103,19 +103,18 @@ def cmd_period(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from helpers.config import load_settings, load_sources
+    from helpers.config import literal_passwords, load_settings, load_sources
+    from helpers.readers import check_inputs
 
     settings = load_settings()
     sources = load_sources()
-    missing = [
-        s.location(settings.path("raw"))
-        for s in sources.values()
-        if s.path and not (settings.path("raw") / s.path).exists()
-    ]
+    problems = check_inputs(sources, settings.path("raw"))
     print(f"params/default.yaml and params/sources.yaml are valid: {len(sources)} sources")
-    for path in missing:
-        print(f"  missing input: {path}")
-    return 1 if missing else 0
+    for warning in literal_passwords(sources):
+        print(f"  {warning}")
+    for problem in problems:
+        print(f"  {problem}")
+    return 1 if problems else 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:

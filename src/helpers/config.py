@@ -10,9 +10,10 @@ import hashlib
 import json
 import os
 import re
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -49,6 +50,16 @@ class IngestSettings(Strict):
     max_birth_age: int = 110
     timezone: str = "Europe/Madrid"  # offsets in timestamps are converted to this local wall time
     placeholders: list[str] = Field(default_factory=list)
+    # transaction, interaction and campaign-contact dates later than the run date plus this tolerance are
+    # rejected (`future_date`): one invoice typed as 2099 would otherwise become the automatic period
+    future_tolerance_days: int = Field(1, ge=0)
+    run_date: date | None = None  # the day a run counts as today (None: the clock)
+
+    def latest_event(self) -> datetime:
+        """The latest moment an event (an invoice, a ticket) may be dated: the end of the run date plus
+        the tolerance, in local wall time."""
+        today = self.run_date or datetime.now(ZoneInfo(self.timezone)).date()
+        return datetime.combine(today + timedelta(days=self.future_tolerance_days), time.max)
 
 
 class RunSettings(Strict):
@@ -106,6 +117,15 @@ class SourceSpec(Strict):
     party_source: str | None = None
     columns: dict[str, str | list[str]]
     constants: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_raw(cls, v: str | None) -> str | None:
+        if v is not None and (Path(v).is_absolute() or ".." in Path(v).parts or "\x00" in v):
+            raise ValueError(
+                "a path is relative to paths.raw (data/raw/), without '..': the sources are exports there"
+            )
+        return v
 
     @field_validator("delimiter")
     @classmethod
@@ -257,6 +277,20 @@ def expand_env(text: str, extra: dict[str, str] | None = None) -> str:
         return env[name]
 
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, text)
+
+
+def literal_passwords(sources: dict[str, SourceSpec]) -> list[str]:
+    """A warning for each source whose `url` holds a password typed into params/sources.yaml rather
+    than a ${VARIABLE} from the environment (a committed file would carry the secret)."""
+    warnings = []
+    for spec in sources.values():
+        m = re.search(r"//[^:/@]+:([^@]+)@", spec.url or "")
+        if m and not re.fullmatch(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\})+", m.group(1)):
+            warnings.append(
+                f"warning: sources.{spec.name}.url in params/sources.yaml holds a literal password; use "
+                "${VARIABLE} (set in the environment or a git-ignored .env) so that it never reaches git"
+            )
+    return warnings
 
 
 def fingerprint(settings: Settings, sources: dict[str, SourceSpec]) -> str:

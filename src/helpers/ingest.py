@@ -37,6 +37,14 @@ FIELD_STANDARDISERS = {
     "postcode": std.postcode,
 }
 NAME_COLUMNS = ("given_name", "family_names", "full_name")
+#: Event dates that cannot lie in the future (later than IngestSettings.latest_event): `future_date`.
+#: Due dates and an opportunity's expected close can, and are not bounded.
+FUTURE_BOUNDED = {
+    "transaction": ("date", "paid_date"),
+    "interaction": ("opened_at", "closed_at"),
+    "campaign_contact": ("contacted_at", "response_at"),
+}
+FUTURE_DATE = "future_date"
 #: Spanish legal forms that mark a company name when no CIF says so.
 COMPANY_SUFFIX = (
     r"(?i)\b(?:S\.?\s?L\.?(?:U\.?)?|S\.?\s?A\.?(?:U\.?)?|S\.?\s?COOP\.?|S\.?\s?C\.?|C\.?\s?B\.?"
@@ -145,6 +153,11 @@ def _parse(column: str, logical: str, values: pd.Series, spec: SourceSpec, setti
         )
         if logical == "date":
             result.value = result.value.dt.normalize()
+        if column in FUTURE_BOUNDED.get(spec.kind, ()):
+            future = result.value > settings.latest_event()
+            if future.any():
+                result.value = result.value.where(~future)
+                result.reason = result.reason.where(~future, FUTURE_DATE)
         return result
     if logical in ("float", "int"):
         return std.number(values, decimal=spec.decimal, thousands=spec.thousands, placeholders=marks)
@@ -498,6 +511,7 @@ def detect_period(specs: dict[str, SourceSpec], raw_dir: Path, settings: IngestS
         values = std.date(
             raw.records[col], fmt=spec.date_format, dayfirst=spec.dayfirst, min_date=settings.min_date
         ).value.dropna()
+        values = values[values <= settings.latest_event()]  # a date in the future never sets the period
         if len(values):
             top = values.max().to_pydatetime().replace(tzinfo=None)
             newest = top if newest is None or top > newest else newest
@@ -575,15 +589,16 @@ def save_results(results: dict[str, IngestResult], processed: Path, store_path: 
     from helpers import store
 
     base = Path(processed) / period
-    for name, result in results.items():
-        store.write_parquet(result.staged, base / "staged" / f"{name}.parquet")
-        store.write_parquet(result.rejects, base / "rejected" / f"{name}.parquet")
     table = accounting(results)
     rejects = all_rejects(results)
     placeholders = pd.concat([r.placeholders for r in results.values()], ignore_index=True)
-    store.save_table(store_path, "ingest_accounting", table, period=period)
-    store.save_table(store_path, "rejects", rejects, period=period)
-    store.save_table(store_path, "placeholders", placeholders, period=period)
+    # each folder, and the store tables, change in one step (store.atomic_folder, one transaction)
+    with store.atomic_folder(base / "staged") as staged, store.atomic_folder(base / "rejected") as rejected:
+        for name, result in results.items():
+            store.write_parquet(result.staged, staged / f"{name}.parquet")
+            store.write_parquet(result.rejects, rejected / f"{name}.parquet")
+        tables = {"ingest_accounting": table, "rejects": rejects, "placeholders": placeholders}
+        store.save_tables(store_path, tables, period=period)
     return {
         "rows_in": int(table["rows_read"].sum()),
         "rows_out": int(table["records_staged"].sum()),

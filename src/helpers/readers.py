@@ -13,6 +13,7 @@ pandas Timestamp); JSON objects are flattened to dotted columns as `pandas.json_
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import io
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.config import SourceSpec, expand_env
-from helpers.errors import ConfigError, SourceError
+from helpers.errors import ConfigError, SourceError, quote
 
 ROW = "__row__"  # 1-based record position in the file (header excluded)
 ITEM = "__item__"  # 1-based position inside an exploded JSON list (record_path), else 0
@@ -47,6 +48,8 @@ class RawRecords:
     )
     encoding: str | None = None
     columns: list[str] = field(default_factory=list)  # the header / keys as found
+    #: column names the header repeats -> the names their repeats were given ("email" -> ["email.1"])
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
     #: results worked out once per parsed file, shared by the sources that map it (ingest keys them)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -57,95 +60,327 @@ class RawRecords:
         return int(parsed + len(self.malformed))
 
 
-#: Encodings considered when a source does not declare one (Western European business data).
-#: UTF-16 without a byte-order mark is named by its byte order: the "utf_16" codec refuses such a stream.
-CANDIDATE_ENCODINGS = [
-    "utf_8",
-    "cp1252",
-    "iso8859_15",
-    "latin_1",
-    "utf_16_le",
-    "utf_16_be",
-    "cp850",
-    "mac_roman",
-]
-PLAUSIBLE = set("áéíóúüñçàèìòùâêîôûäëïöÁÉÍÓÚÜÑÇÀÈÌÒÙ€ºª¿¡·«»’“”–—")
+#: Single-byte encodings considered for the lines of an undeclared file that are not UTF-8 (Western
+#: European business data), in order of preference when they read a line alike.
+SINGLE_BYTE_ENCODINGS = ["cp1252", "iso8859_15", "latin_1", "cp850", "mac_roman"]
+#: Below this confidence (share of non-ASCII characters that read as plausible text) the encoding of
+#: an undeclared file is not guessed: the file is refused, naming the two best candidates.
+MIN_CONFIDENCE = 0.9
+#: Letters and signs that Western European text commonly holds beyond ASCII.
+PLAUSIBLE_LETTERS = set("áéíóúüñçàèìòùâêîôûäëïöÿãõåæœøßÁÉÍÓÚÜÑÇÀÈÌÒÙÂÊÎÔÛÄËÏÖŸÃÕÅÆŒØ")
+PLAUSIBLE_SIGNS = set("€ºª¿¡·«»‘’“”–—…°±²³µ×÷§©®™•¢£¥½¼¾\u00a0´")
 BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
+_MULTIBYTE_UTF8 = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
+_MID_BOM = re.compile("\n\ufeff(?=[^\n])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@dataclass
+class Decoded:
+    """A text file decoded: its text, what it was read as, and the lines that could not be read."""
+
+    text: str
+    encoding: str  # e.g. "utf-8", "cp1252", or "cp1252 + utf-8 (3 lines)" for a file mixing both
+    confidence: float = 1.0  # share of its non-ASCII characters that read as plausible text
+    #: 0-based line index -> why that line could not be decoded (with its line number and byte offset)
+    bad_lines: dict[int, str] = field(default_factory=dict)
+
+
+_WORD_NON_ASCII = re.compile(r"\w*[^\x00-\x7f]\w*")
+#: Signs that may sit inside a word: "l·l", "d’Ebre", "1º", "2ª".
+_IN_WORD_SIGNS = set("·’ºª")
+
+
+def _plausibility(text: str) -> tuple[int, int]:
+    """(plausible, all) non-ASCII characters of `text`, as Western European text holds them:
+
+    - a common accented letter whose case fits the letter before it ("García", not "GarcÝa"), in a
+      word that is not mostly accented letters (Russian read as cp1252, "Ìîñêâà", is);
+    - a common sign ("€", "º", "¿") that is not wedged between two letters ("Mu±oz").
+    """
+    good = total = 0
+    for m in _WORD_NON_ASCII.finditer(text):
+        word = m.group()
+        if not word[0].isalnum() and len(word) == 1:  # a sign on its own, not a letter
+            total += 1
+            start = m.start()
+            before = text[start - 1] if start else " "
+            after = text[start + 1] if start + 1 < len(text) else " "
+            good += word in PLAUSIBLE_SIGNS and not (
+                before.isalpha() and after.isalpha() and word not in "·’'"
+            )
+            continue
+        marks = [i for i, ch in enumerate(word) if ch >= "\x80"]
+        dense = len(word) >= 3 and len(marks) >= 0.75 * len(word)
+        for i in marks:
+            total += 1
+            ch = word[i]
+            if dense:
+                continue
+            if ch in PLAUSIBLE_LETTERS:
+                good += not (ch.isupper() and i and word[i - 1].islower())
+            elif ch in _IN_WORD_SIGNS:
+                good += 1
+            else:  # "12€" is fine, "Mu±oz" is not
+                before = word[i - 1] if i else " "
+                after = word[i + 1] if i + 1 < len(word) else " "
+                good += ch in PLAUSIBLE_SIGNS and not (before.isalpha() and after.isalpha())
+    return good, total
+
+
+def _line_ends(universal: bool) -> re.Pattern[bytes]:
+    return re.compile(rb"\r\n|\r|\n" if universal else rb"\n")
+
+
+def _bad_declared(path: Path, data: bytes, declared: str, exc: UnicodeError) -> SourceError:
+    start = getattr(exc, "start", 0)
+    line = data[:start].count(b"\n") + 1
+    bom = next((name for mark, name in BOMS if data.startswith(mark)), None)
+    hint = f" (the file starts with a {bom} byte-order mark)" if bom else ""
+    guess = ""
+    if declared.lower().replace("_", "-") in ("utf-8", "utf8") and not bom:
+        tail = data[start : data.find(b"\n", start) if b"\n" in data[start:] else len(data)]
+        try:
+            tail.decode("cp1252")
+            guess = "; that line reads as cp1252 (a file mixing UTF-8 and cp1252 lines?)"
+        except UnicodeDecodeError:
+            pass
+    return SourceError(
+        f"{path}: cannot decode as {declared!r} at byte {start} (line {line}){hint}{guess}; fix `encoding` "
+        "in params/sources.yaml or remove it to let the encoding be detected"
+    )
+
+
+def decode_file(path: Path, declared: str | None, *, universal_newlines: bool = True) -> Decoded:
+    """Decode a text file: as declared, else as detected, line by line where lines differ.
+
+    - Declared: the whole file must decode (else a SourceError naming the byte and line). In a file
+      declared as a single-byte encoding (cp1252, latin-1, ...), a line that is valid UTF-8 with
+      multi-byte characters is read as UTF-8: read as cp1252 it would be mojibake ("RamÃ³n").
+    - Undeclared: a byte-order mark decides; else a file that is all valid UTF-8 is UTF-8 (UTF-16
+      without a mark is recognised by its zero bytes). Otherwise every line is decoded on its own:
+      a line that is valid UTF-8 as UTF-8, the others as the single-byte encoding that reads them
+      most plausibly (its confidence: the share of their non-ASCII characters that read as common
+      Western letters and signs). Below MIN_CONFIDENCE the file is refused, naming the two best
+      candidates (declare `encoding`). A line that decodes in neither, or only into control
+      characters, is returned in `bad_lines` (the reader quarantines it with reason `encoding`).
+
+    Lines are split at "\r\n", "\r" or "\n" (`universal_newlines`, joined with "\n"), else at "\n".
+    """
+    data = path.read_bytes()
+    _refuse_binary(path, data)
+    if declared:
+        try:
+            codecs.lookup(declared)
+        except LookupError:
+            raise SourceError(f"{path}: unknown encoding {declared!r} in params/sources.yaml") from None
+        name = codecs.lookup(declared).name
+        if name == "utf-8" and data.startswith(BOMS[0][0]):
+            declared, name = "utf-8-sig", "utf-8-sig"
+        if _single_byte(name) and _MULTIBYTE_UTF8.search(data):
+            return _declared_single_byte(path, data, declared, universal_newlines)
+        try:
+            text = data.decode(declared)
+        except UnicodeError as exc:  # UnicodeDecodeError, or a UTF-16/32 stream the codec refuses
+            raise _bad_declared(path, data, declared, exc) from None
+        return Decoded(_newlines(text, universal_newlines), declared)
+    for bom, name in BOMS:
+        if data.startswith(bom):
+            try:
+                return Decoded(_newlines(data.decode(name), universal_newlines), name)
+            except UnicodeDecodeError as exc:
+                if name != "utf-8-sig":
+                    raise _bad_declared(path, data, name, exc) from None
+                data = data[len(bom) :]  # a UTF-8 mark on a file with other lines: line by line
+                break
+    try:
+        return _with_control_lines(Decoded(_newlines(data.decode("utf-8"), universal_newlines), "utf-8"))
+    except UnicodeDecodeError:
+        pass
+    if data.count(b"\x00") > len(data) // 8:  # UTF-16 without a byte-order mark
+        for name in ("utf_16_le", "utf_16_be"):
+            try:
+                text = data.decode(name)
+            except UnicodeDecodeError:
+                continue
+            if sum(ch.isprintable() or ch in "\r\n\t" for ch in text[:10_000]) > 0.95 * min(
+                len(text), 10_000
+            ):
+                return Decoded(_newlines(text, universal_newlines), name)
+    return _decode_lines(path, data, universal_newlines)
+
+
+#: The first bytes of files that are not text, and what they are.
+MAGIC = [
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)", "excel"),
+    (b"PAR1", "a Parquet file", "parquet"),
+    (b"\x1f\x8b", "gzip-compressed; decompress it first", None),
+    (b"%PDF-", "a PDF document", None),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel (.xls) or other OLE file", "excel"),
+    (b"SQLite format 3\x00", "an SQLite database", "sql"),
+    (b"\x89PNG", "a PNG image", None),
+    (b"\xff\xd8\xff", "a JPEG image", None),
+]
+
+
+def _refuse_binary(path: Path, data: bytes) -> None:
+    """A SourceError for a file that a text reader was given but that is a known binary format."""
+    for magic, what, fmt in MAGIC:
+        if data.startswith(magic):
+            expected = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(
+                path.suffix.lower(), "csv"
+            )
+            if fmt is None and "gzip" in what:
+                raise SourceError(f"{path}: the file is {what} (a text reader cannot read it)")
+            fix = f"; set `format: {fmt}`" if fmt in ("excel", "parquet") else (
+                "; read it with `format: sql` and a sqlite:/// url" if fmt == "sql" else "")  # fmt: skip
+            raise SourceError(f"{path}: the file is {what}, not a {expected} file{fix}")
+
+
+def _declared_single_byte(path: Path, data: bytes, declared: str, universal: bool) -> Decoded:
+    """A file declared as a single-byte encoding that holds UTF-8 multi-byte sequences: each line
+    that is valid UTF-8 is read as UTF-8 (as cp1252 it would be mojibake), the others as declared."""
+    pieces = _line_ends(universal).split(data)
+    lines, rescued = [], 0
+    for i, piece in enumerate(pieces):
+        if not piece.isascii() and _MULTIBYTE_UTF8.search(piece):
+            try:
+                lines.append(piece.decode("utf-8"))
+                rescued += 1
+                continue
+            except UnicodeDecodeError:
+                pass
+        try:
+            lines.append(piece.decode(declared))
+        except UnicodeDecodeError as exc:
+            start = _offset(pieces, i, universal, data) + exc.start
+            raise SourceError(
+                f"{path}: cannot decode as {declared!r} at byte {start} (line {i + 1}); fix `encoding` in "
+                "params/sources.yaml or remove it to let the encoding be detected"
+            ) from None
+    encoding = f"{declared} + utf-8 ({rescued} line{'s' if rescued > 1 else ''})" if rescued else declared
+    return Decoded("\n".join(lines), encoding)
+
+
+def _with_control_lines(decoded: Decoded) -> Decoded:
+    """Mark the lines that hold control characters (NUL, escape sequences, ...): binary junk, not text."""
+    if not _CONTROL.search(decoded.text):
+        return decoded
+    for i, line in enumerate(decoded.text.split("\n")):
+        m = _CONTROL.search(line)
+        if m and i not in decoded.bad_lines:
+            decoded.bad_lines[i] = (
+                f"encoding: line {i + 1} holds a control character ({m.group()!r} at column {m.start() + 1}), not text"
+            )
+    return decoded
+
+
+def _single_byte(codec_name: str) -> bool:
+    return codec_name.startswith(("cp", "iso8859", "latin", "mac", "windows")) and codec_name not in (
+        "cp65001",
+    )
+
+
+def _newlines(text: str, universal: bool) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n") if universal else text
+
+
+def _decode_lines(path: Path, data: bytes, universal: bool) -> Decoded:
+    """Decode a file that is not all UTF-8 line by line (see `decode_file`)."""
+    pieces = _line_ends(universal).split(data)
+    texts: list[str | None] = [None] * len(pieces)
+    other: list[int] = []  # lines that are not UTF-8
+    for i, piece in enumerate(pieces):
+        if piece.isascii():
+            texts[i] = piece.decode("ascii")
+            continue
+        try:
+            texts[i] = piece.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(i)
+    sample = other[:20_000]
+    scores = []
+    for rank, name in enumerate(SINGLE_BYTE_ENCODINGS):
+        good = total = readable = 0
+        for i in sample:
+            line = _single_line(pieces[i], name)
+            if line is None:
+                continue
+            readable += 1
+            g, t = _plausibility(line)
+            good, total = good + g, total + t
+        confidence = good / total if total else 0.0
+        # lines it cannot read count against an encoding, a little, and so does being less common
+        penalty = 0.01 * (len(sample) - readable) + 0.02 * rank
+        scores.append((confidence - penalty, -rank, name, confidence, readable))
+    scores.sort(reverse=True)
+    _, _, chosen, confidence, readable = scores[0]
+    few = len(other) <= max(3, len(pieces) // 100)
+    if not readable or (confidence < MIN_CONFIDENCE and few):
+        # a few lines no code page reads well in an otherwise UTF-8 file: corrupt lines, not an
+        # encoding to choose; each one that cp1252 does not read plausibly is quarantined
+        chosen, confidence = SINGLE_BYTE_ENCODINGS[0], 0.0
+    elif confidence < MIN_CONFIDENCE:
+        second = scores[1]
+        from charset_normalizer import from_bytes
+
+        guess = from_bytes(b"\n".join(pieces[i] for i in sample)).best()
+        hint = f"; charset-normalizer guesses {guess.encoding}" if guess is not None else ""
+        raise SourceError(
+            f"{path}: cannot tell the encoding of {len(other)} line(s) that are not UTF-8 (the first is "
+            f"line {other[0] + 1}, byte {_offset(pieces, other[0], universal, data)}): {chosen} "
+            f"(confidence {confidence:.2f}) or {second[2]} ({second[3]:.2f}){hint}; set "
+            "`encoding` in params/sources.yaml"
+        )
+    bad_lines: dict[int, str] = {}
+    for i in other:
+        line = _single_line(pieces[i], chosen)
+        good, total = _plausibility(line) if line is not None else (0, 0)
+        if line is None or (total and good < total / 2):
+            bad_lines[i] = (
+                f"encoding: line {i + 1} (byte {_offset(pieces, i, universal, data)}) is neither UTF-8 "
+                f"nor {chosen} text"
+            )
+            line = pieces[i].decode(chosen, errors="replace")
+        texts[i] = line
+    not_utf8 = set(other)
+    utf8_lines = sum(1 for i, p in enumerate(pieces) if i not in not_utf8 and not p.isascii())
+    encoding = (
+        chosen if not utf8_lines else f"{chosen} + utf-8 ({utf8_lines} line{'s' if utf8_lines > 1 else ''})"
+    )
+    return _with_control_lines(
+        Decoded("\n".join(t or "" for t in texts), encoding, round(confidence, 4), bad_lines)
+    )
+
+
+def _single_line(piece: bytes, encoding: str) -> str | None:
+    """One line decoded, or None when it does not decode or decodes into control characters."""
+    try:
+        line = piece.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    return None if _CONTROL.search(line) else line
+
+
+def _offset(pieces: list[bytes], index: int, universal: bool, data: bytes) -> int:
+    """The byte offset where line `index` starts (line ends counted as one byte, two for CRLF)."""
+    if not universal:
+        return sum(len(p) + 1 for p in pieces[:index])
+    pos = 0
+    for piece in pieces[:index]:
+        pos += len(piece)
+        pos += 2 if data[pos : pos + 2] == b"\r\n" else 1
+    return pos
 
 
 def detect_encoding(path: Path, declared: str | None) -> str:
-    """The declared encoding if it decodes the file, else a detected one; SourceError otherwise."""
-    data = path.read_bytes()
-    if declared:
-        try:
-            data.decode(declared)
-        except LookupError:
-            raise SourceError(f"{path}: unknown encoding {declared!r} in params/sources.yaml") from None
-        except UnicodeError as exc:  # UnicodeDecodeError, or a UTF-16/32 stream the codec refuses
-            start = getattr(exc, "start", 0)
-            line = data[:start].count(b"\n") + 1
-            bom = next((name for mark, name in BOMS if data.startswith(mark)), None)
-            hint = f" (the file starts with a {bom} byte-order mark)" if bom else ""
-            raise SourceError(
-                f"{path}: cannot decode as {declared!r} at byte {start} (line {line}){hint}; fix `encoding` in "
-                "params/sources.yaml or remove it to let the encoding be detected"
-            ) from None
-        if declared.lower().replace("_", "-") in ("utf-8", "utf8") and data.startswith(BOMS[0][0]):
-            return "utf-8-sig"
-        return declared
-    for bom, name in BOMS:
-        if data.startswith(bom):
-            return name
-    tried = ["utf-8"]
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # charset-normalizer alone often mistakes short cp1252 Spanish text for cp850 or a CJK code page,
-    # so first score the Western candidates by how much of the text reads as Spanish/Latin script.
-    sample = data[:500_000]
-    scored = []
-    for enc in CANDIDATE_ENCODINGS[1:]:
-        try:
-            text = sample.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        plausible = sum(
-            1 for ch in text if ch in PLAUSIBLE or ch.isascii() and (ch.isprintable() or ch in "\r\n\t")
-        )
-        scored.append((plausible / max(len(text), 1), -CANDIDATE_ENCODINGS.index(enc), enc))
-    if scored and max(scored)[0] > 0.995:
-        enc = max(scored)[2]
-        try:
-            data.decode(enc)
-            return enc
-        except UnicodeDecodeError:
-            tried.append(enc)
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(sample).best()
-    for enc in ([best.encoding] if best is not None else []) + ["cp1252", "latin_1"]:
-        tried.append(enc)
-        try:
-            data.decode(enc)
-            return enc
-        except UnicodeDecodeError:
-            continue
-    raise SourceError(
-        f"{path}: cannot decode the file; tried encodings {tried}"
-    )  # pragma: no cover (latin-1)
+    """What `decode_file` reads the file as (e.g. "cp1252", or "cp1252 + utf-8 (2 lines)")."""
+    return decode_file(path, declared).encoding
 
 
-def read_text(path: Path, encoding: str, *, universal_newlines: bool = True) -> str:
-    """The file decoded as `encoding` (as detect_encoding checked it), with universal newlines unless
-    told otherwise (in JSON lines only "\n" ends a line).
-
-    Decoding the bytes in one go, rather than through a text stream, accepts exactly what
-    detect_encoding accepted (a stream decoder refuses, for one, UTF-16 without a byte-order mark).
-    """
-    text = path.read_bytes().decode(encoding)
-    return text.replace("\r\n", "\n").replace("\r", "\n") if universal_newlines else text
+def read_text(path: Path, encoding: str | None = None, *, universal_newlines: bool = True) -> str:
+    """The file's text as `decode_file` reads it (`encoding` as declared, None to detect)."""
+    return decode_file(path, encoding, universal_newlines=universal_newlines).text
 
 
 def _dedupe_header(header: list[str], path: Path) -> list[str]:
@@ -167,16 +402,22 @@ def _dedupe_header(header: list[str], path: Path) -> list[str]:
 
 def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     """CSV with the declared delimiter/encoding; ragged rows are returned as malformed."""
-    encoding = detect_encoding(path, spec.encoding)
-    text = read_text(path, encoding)
+    decoded = decode_file(path, spec.encoding)
+    text, bad_lines = decoded.text, decoded.bad_lines
     if not text.strip():
         raise SourceError(f"{path}: the file is empty; expected a header row and records")
+    if "\ufeff" in text:  # a byte-order mark opening a line (files concatenated) is not data
+        text = text[:1] + _MID_BOM.sub("\n", text[1:])
     lines = io.StringIO(text, newline="").readlines()  # physical lines, to re-read a record a quote ran over
+    if 0 in bad_lines:
+        raise SourceError(f"{path}: the header {bad_lines[0].removeprefix('encoding: ')}; set `encoding`")
     reader = csv.reader(lines, delimiter=spec.delimiter)
     try:
         header = next(reader)
     except csv.Error as exc:
         raise SourceError(f"{path}: cannot parse the header: {exc}") from None
+    _check_header(header, path, spec)
+    raw_header = [h.strip().lstrip("\ufeff") for h in header]
     header = _dedupe_header(header, path)
     width = len(header)
     good: list[list[str]] = []
@@ -192,12 +433,17 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
         # no quotes: the csv module would split each line at the delimiter; str.split does it in a
         # fraction of the time (a blank line is not a record, a short or long one is malformed)
         delimiter = spec.delimiter
-        for line in lines[start:]:
+        for i in range(start, n_lines):
+            line = lines[i]
             if line == "\n":
                 continue
             record = line.removesuffix("\n").split(delimiter)
             n += 1
-            if len(record) == width:
+            if bad_lines and i in bad_lines:
+                bad_rows.append(n)
+                bad_values.append(line.removesuffix("\n")[:500])
+                bad_reasons.append(bad_lines[i])
+            elif len(record) == width:
                 good.append(record)
                 rows.append(n)
             else:
@@ -217,6 +463,14 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
             start = reader.line_num
             continue
         end = reader.line_num
+        hit = next((j for j in range(start, end) if j in bad_lines), None) if bad_lines else None
+        if hit is not None:
+            n += 1
+            bad_rows.append(n)
+            bad_values.append("".join(lines[start:end])[:500])
+            bad_reasons.append(bad_lines[hit])
+            start = end
+            continue
         if end - start == 1 and len(record) == width and end != n_lines:
             # the common case, a whole record on one line that is not the last: no checks below apply
             n += 1
@@ -270,16 +524,97 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
             bad_rows.append(n)
             bad_values.append(spec.delimiter.join(record)[:500])
             bad_reasons.append(f"malformed_row: {len(record)} fields, expected {width}")
+    if good and max(map(len, lines)) > MAX_FIELD_CHARS:
+        good, rows = _drop_long_fields(
+            good, rows, (bad_rows, bad_values, bad_reasons), delimiter=spec.delimiter
+        )
+    if good:
+        good, rows = _drop_repeated_headers(good, rows, raw_header, (bad_rows, bad_values, bad_reasons))
     records = (
         pd.DataFrame(good, columns=header, dtype=object)
         if good
         else pd.DataFrame(columns=header, dtype=object)
     )
     records[ROW] = pd.array(rows, dtype="int64")
+    order = np.argsort(np.asarray(bad_rows, dtype=np.int64), kind="stable")
     malformed = pd.DataFrame(
-        {ROW: pd.array(bad_rows, dtype="int64"), "value": bad_values, "reason": bad_reasons}
+        {
+            ROW: pd.array(np.asarray(bad_rows, dtype=np.int64)[order], dtype="int64"),
+            "value": [bad_values[i] for i in order],
+            "reason": [bad_reasons[i] for i in order],
+        }
     )
-    return RawRecords(records, malformed, encoding, header)
+    return RawRecords(
+        records, malformed, decoded.encoding, header, duplicates=_duplicates(raw_header, header)
+    )
+
+
+#: The longest field (characters) a record may hold; a longer one quarantines its record
+#: (`field_too_long`), so that a runaway value (a file without line breaks) never reaches a table.
+MAX_FIELD_CHARS = 100_000
+#: The longest column name a header may hold: a longer one is not a header.
+MAX_HEADER_CHARS = 1_000
+
+
+def _check_header(header: list[str], path: Path, spec: SourceSpec) -> None:
+    """Refuse a header with a column name no export would write (a binary file, a file without line
+    breaks, the wrong delimiter), quoting a bounded part of it."""
+    for i, name in enumerate(header, start=1):
+        if len(name) > MAX_HEADER_CHARS:
+            raise SourceError(
+                f"{path}: line 1 (byte 0): column name {i} is {len(name):,} characters long (at most "
+                f"{MAX_HEADER_CHARS:,}), starting {quote(name[:60])}: the first line is not a header of "
+                f"{spec.delimiter!r}-separated columns; check the file (is it a CSV?) and "
+                f"sources.{spec.name}.delimiter"
+            )
+
+
+def _drop_long_fields(
+    good: list[list[str]], rows: list[int], bad: tuple[list, list, list], delimiter: str
+) -> tuple[list[list[str]], list[int]]:
+    """Move records with a field longer than MAX_FIELD_CHARS to the malformed ones."""
+    keep_good, keep_rows = [], []
+    for record, row in zip(good, rows, strict=True):
+        longest = max((len(f) for f in record), default=0)
+        if longest > MAX_FIELD_CHARS:
+            column = next(i for i, f in enumerate(record, start=1) if len(f) == longest)
+            bad[0].append(row)
+            bad[1].append(delimiter.join(f[:100] for f in record)[:500])
+            bad[2].append(
+                f"field_too_long: field {column} has {longest:,} characters (at most {MAX_FIELD_CHARS:,})"
+            )
+        else:
+            keep_good.append(record)
+            keep_rows.append(row)
+    return keep_good, keep_rows
+
+
+def _drop_repeated_headers(
+    good: list[list[str]], rows: list[int], header: list[str], bad: tuple[list, list, list]
+) -> tuple[list[list[str]], list[int]]:
+    """A record that repeats the header (files concatenated with their headers) is not data."""
+    first = header[0] if header else None
+    if first is None or not any(r[0].strip() == first for r in good):
+        return good, rows
+    keep_good, keep_rows = [], []
+    for record, row in zip(good, rows, strict=True):
+        if record[0].strip() == first and [f.strip() for f in record] == header:
+            bad[0].append(row)
+            bad[1].append(",".join(record)[:500])
+            bad[2].append("repeated_header: the header row again (files joined together?)")
+        else:
+            keep_good.append(record)
+            keep_rows.append(row)
+    return keep_good, keep_rows
+
+
+def _duplicates(names: list[str], deduped: list[str]) -> dict[str, list[str]]:
+    """{name: [the names its repeats were given]} for column names the header repeats."""
+    out: dict[str, list[str]] = {}
+    for original, given in zip(names, deduped, strict=True):
+        if original and given != original:
+            out.setdefault(original, []).append(given)
+    return out
 
 
 def _one_line(line: str, delimiter: str) -> list[str] | None:
@@ -351,6 +686,15 @@ def read_excel(path: Path, spec: SourceSpec, engine: str | None = None) -> RawRe
             )
         try:
             frame = book.parse(sheet_name=sheet, dtype=object, header=0)
+            # pandas renames a repeated column name "x" to "x.1": read the header row as written
+            mangled = {str(c) for c in frame.columns} & {
+                f"{c}.{n}" for c in map(str, frame.columns) for n in range(1, 10)
+            }
+            written = (
+                [str(v) for v in book.parse(sheet_name=sheet, header=None, nrows=1, dtype=object).iloc[0]]
+                if mangled
+                else None
+            )
         except Exception as exc:  # a damaged sheet inside a readable workbook
             raise SourceError(f"{path}: cannot read sheet {sheet!r}: {exc}") from None
     if engine == "calamine":
@@ -361,12 +705,16 @@ def read_excel(path: Path, spec: SourceSpec, engine: str | None = None) -> RawRe
                 cells[:] = [_as_openpyxl_cell(v) for v in values]
                 frame.isetitem(i, pd.Series(cells, index=frame.index, dtype=object))  # no inference
         frame.columns = [_as_openpyxl_cell(c) for c in frame.columns]
-    frame.columns = _dedupe_header(
-        [str(c) if not str(c).startswith("Unnamed:") else "" for c in frame.columns], path
-    )
+    names = [str(c) if not str(c).startswith("Unnamed:") else "" for c in frame.columns]
+    frame.columns = _dedupe_header(names, path)
+    _check_header(names, path, spec)
     frame = frame.dropna(how="all")  # fully empty rows (e.g. below merged cells) are not records
     frame[ROW] = (frame.index.to_numpy() + 1).astype("int64")
-    return RawRecords(frame.reset_index(drop=True), columns=list(frame.columns[:-1]))
+    originals = [n.strip().lstrip("\ufeff") for n in names]
+    if written is not None and len(written) == len(originals):
+        originals = [w.strip() if w != "nan" else o for w, o in zip(written, originals, strict=True)]
+    duplicates = _duplicates(originals, list(frame.columns[:-1]))
+    return RawRecords(frame.reset_index(drop=True), columns=list(frame.columns[:-1]), duplicates=duplicates)
 
 
 def _flat_into(obj: dict, prefix: str, out: dict) -> None:
@@ -406,8 +754,10 @@ def _flatten(records: list[dict], parent_rows: list[int]) -> pd.DataFrame:
 
 
 def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict], list[int], pd.DataFrame]:
-    encoding = detect_encoding(path, spec.encoding)
-    text = read_text(path, encoding, universal_newlines=False)
+    decoded = decode_file(path, spec.encoding, universal_newlines=False)
+    text, bad_lines = decoded.text, decoded.bad_lines
+    if "\ufeff" in text[1:]:  # a byte-order mark opening a line (files concatenated) is not data
+        text = text[:1] + _MID_BOM.sub("\n", text[1:])
     good: list[dict] = []
     rows: list[int] = []
     bad_rows: list[int] = []
@@ -419,11 +769,23 @@ def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict]
         n = 0
         # only "\n" ends a JSON line: str.splitlines() would also split at U+2028, U+0085 and the like,
         # which JSON allows unescaped inside strings
-        for line in text.split("\n"):
+        for i, line in enumerate(text.split("\n")):
             line = line.removesuffix("\r")
             if not line.strip():
                 continue
             n += 1
+            if bad_lines and i in bad_lines:
+                bad_rows.append(n)
+                bad_values.append(line[:500])
+                bad_reasons.append(bad_lines[i])
+                continue
+            if len(line) > MAX_FIELD_CHARS and _longest_string(line) > MAX_FIELD_CHARS:
+                bad_rows.append(n)
+                bad_values.append(line[:500])
+                bad_reasons.append(
+                    f"field_too_long: a value of {_longest_string(line):,} characters (at most {MAX_FIELD_CHARS:,})"
+                )
+                continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -461,6 +823,12 @@ def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict]
     else:
         if not text.strip():
             raise SourceError(f"{path}: the file is empty; expected a JSON array of objects")
+        if bad_lines:
+            first = min(bad_lines)
+            raise SourceError(
+                f"{path}: {len(bad_lines)} line(s) cannot be decoded, the first {bad_lines[first].removeprefix('encoding: ')}"
+                f" (read as {decoded.encoding}); a JSON document is one text: fix the file or set `encoding`"
+            )
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -483,8 +851,15 @@ def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict]
         if not isinstance(data, list):
             raise SourceError(f"{path}: expected a JSON array of objects, found {type(data).__name__}")
         check_unicode = bool(_SURROGATE_ESCAPE.search(text))
+        check_length = len(text) > MAX_FIELD_CHARS
         for i, obj in enumerate(data, start=1):
-            if check_unicode and _lone_surrogate(obj, "\\ud800"):
+            if check_length and isinstance(obj, dict) and _longest_value(obj) > MAX_FIELD_CHARS:
+                bad_rows.append(i)
+                bad_values.append(json.dumps(obj, ensure_ascii=False)[:500])
+                bad_reasons.append(
+                    f"field_too_long: a value of {_longest_value(obj):,} characters (at most {MAX_FIELD_CHARS:,})"
+                )
+            elif check_unicode and _lone_surrogate(obj, "\\ud800"):
                 bad_rows.append(i)
                 bad_values.append(json.dumps(obj, ensure_ascii=True)[:500])
                 bad_reasons.append("malformed_row: invalid unicode escape (a lone surrogate \\ud800-\\udfff)")
@@ -499,6 +874,25 @@ def _json_records(path: Path, spec: SourceSpec, lines: bool) -> tuple[list[dict]
         {ROW: pd.array(bad_rows, dtype="int64"), "value": bad_values, "reason": bad_reasons}
     )
     return good, rows, malformed
+
+
+def _longest_value(obj: object) -> int:
+    """The length of the longest string (or key) anywhere in a parsed JSON value."""
+    if isinstance(obj, str):
+        return len(obj)
+    if isinstance(obj, dict):
+        return max([0, *(max(len(str(k)), _longest_value(v)) for k, v in obj.items())])
+    if isinstance(obj, list):
+        return max([0, *(_longest_value(v) for v in obj)])
+    return len(str(obj)) if isinstance(obj, int | float) else 0
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _longest_string(line: str) -> int:
+    """The longest quoted string of a JSON line (its raw length; escapes counted as written)."""
+    return max((m.end() - m.start() - 2 for m in _JSON_STRING.finditer(line)), default=len(line))
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -722,10 +1116,15 @@ def read_source(spec: SourceSpec, raw_dir: Path, parsed: ParsedFiles | None = No
 def _read_source(spec: SourceSpec, raw_dir: Path, parsed: ParsedFiles | None) -> RawRecords:
     if spec.format == "sql":
         return read_sql(spec, raw_dir)
-    path = Path(raw_dir) / (spec.path or "")
+    path = source_path(spec, raw_dir)
     if not path.exists():
         raise SourceError(
             f"{spec.name}: file {path} not found (sources.{spec.name}.path in params/sources.yaml)"
+        )
+    if not path.is_file():
+        raise SourceError(
+            f"{spec.name}: {path} is a folder, not a file (sources.{spec.name}.path in params/sources.yaml); "
+            "name the file inside it"
         )
     key = parse_key(spec, raw_dir)
 
@@ -741,7 +1140,79 @@ def _read_source(spec: SourceSpec, raw_dir: Path, parsed: ParsedFiles | None) ->
         raw = shared(lambda: read_excel(path, spec))
     else:
         raw = shared(lambda: read_parquet(path, spec))
-    return replace(raw)  # its own RawRecords (ingest may swap its frames); the frames are not modified
+    raw = replace(raw)  # its own RawRecords (ingest may swap its frames); the frames are not modified
+    check_duplicate_columns(raw, spec, path)
+    return raw
+
+
+def check_duplicate_columns(raw: RawRecords, spec: SourceSpec, path: Path) -> None:
+    """A mapped column whose name the header repeats is ambiguous unless the repeats hold the same
+    values: refuse it, naming the columns and a record where they differ."""
+    mapped = set(spec.raw_columns())
+    for name, repeats in raw.duplicates.items():
+        alias = f"{name}.0"
+        if alias in mapped and alias not in raw.records:  # "email.0": the first of the repeated columns
+            raw.records = raw.records.assign(**{alias: raw.records[name]})
+            raw.columns = [*raw.columns, alias]
+        if name not in mapped or any(r in mapped for r in repeats):
+            continue
+        first = raw.records[name].astype("string")
+        for other in repeats:
+            differ = first.fillna("\x00").ne(raw.records[other].astype("string").fillna("\x00"))
+            if differ.any():
+                row = int(raw.records.loc[differ.idxmax(), ROW])
+                positions = [i + 1 for i, c in enumerate(raw.columns) if c == name or c in repeats]
+                raise SourceError(
+                    f"{path}: the header names {len(repeats) + 1} columns {name!r} (columns "
+                    f"{', '.join(map(str, positions))}) and they differ (first at record {row}); "
+                    f"sources.{spec.name}.columns maps {name!r}, which does not say which one is meant: map "
+                    f"{alias!r} for the first one or {repeats[0]!r} for the second, or rename the columns "
+                    "in the export"
+                )
+
+
+def source_path(spec: SourceSpec, raw_dir: Path) -> Path:
+    """The file a source reads: `path` under paths.raw, refused (ConfigError) when it leads outside
+    paths.raw, through `..`, an absolute path or a symbolic link: sources.yaml names exports, not
+    any file on the machine."""
+    raw_dir = Path(raw_dir)
+    where = f"sources.{spec.name}.path in params/sources.yaml"
+    relative = Path(spec.path or "")
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ConfigError(
+            f"{where}: {quote(spec.path)} is outside paths.raw ({raw_dir}); give a path relative to it, "
+            "without '..', and copy the export into it"
+        )
+    path = raw_dir / relative
+    root = raw_dir.resolve()
+    real = path.resolve()
+    if real != root and root not in real.parents:
+        raise ConfigError(
+            f"{where}: {quote(spec.path)} leads outside paths.raw ({raw_dir}) through a symbolic link to "
+            f"{real}; copy the export into {raw_dir} instead of linking to it"
+        )
+    return path
+
+
+def check_inputs(specs: dict[str, SourceSpec], raw_dir: Path) -> list[str]:
+    """What `scv check` reports about the declared input files: each one outside paths.raw, missing,
+    or a folder (one line each; an empty list when all are readable files)."""
+    problems = []
+    for spec in specs.values():
+        if not spec.path:
+            continue
+        try:
+            path = source_path(spec, raw_dir)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        if not path.exists():
+            problems.append(f"missing input: {path} (sources.{spec.name}.path)")
+        elif not path.is_file():
+            problems.append(
+                f"not a file: {path} is a folder (sources.{spec.name}.path); name the file inside it"
+            )
+    return problems
 
 
 def input_files(specs: dict[str, SourceSpec], raw_dir: Path) -> list[Path]:
@@ -749,7 +1220,7 @@ def input_files(specs: dict[str, SourceSpec], raw_dir: Path) -> list[Path]:
     files: set[Path] = set()
     for spec in specs.values():
         if spec.path:
-            files.add(Path(raw_dir) / spec.path)
+            files.add(source_path(spec, raw_dir))
         elif spec.url and spec.url.startswith("sqlite:///"):
             files.add(Path(expand_env(spec.url, {"SCV_RAW_DIR": str(raw_dir)}).removeprefix("sqlite:///")))
     return sorted(files)
