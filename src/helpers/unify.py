@@ -673,6 +673,7 @@ def assign_ids(
     next_id: int | None = None,
     prefix: str = "C",
     digits: int = 7,
+    reserved: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Give each cluster a customer id that is stable across runs, and log what changed.
 
@@ -682,6 +683,12 @@ def assign_ids(
     crosswalk and id log), in order of their first (source, source_id): the same input gives the same
     ids. Events: `new`, `merge` (a cluster held records of several earlier ids), `split` (an earlier id's
     records went to several clusters), `retire` (an earlier id no cluster kept).
+
+    `reserved` (source, source_id, customer_id) holds ids that other runs gave these records (an earlier
+    run of this period, a later period): a cluster new to the previous crosswalk takes the reserved id
+    it shares most records with before a fresh number is issued, so that re-running a period gives the
+    same ids (and id log) as its first run, and a re-run of an older month never renumbers people a
+    later month already knows.
     """
     members = pd.DataFrame(
         {
@@ -696,14 +703,17 @@ def assign_ids(
     first_of = members.groupby("cluster")["first"].first()
     counter = first_free_number(previous_crosswalk, previous_id_log, next_id=next_id, prefix=prefix)
 
-    assigned: dict[int, str] = {}
-    overlap = pd.DataFrame(columns=["cluster", "customer_id", "n"])
-    if previous_crosswalk is not None and len(previous_crosswalk):
-        prev = previous_crosswalk[["source", "source_id", "customer_id"]].astype("string[pyarrow]")
-        joined = members.merge(prev, on=KEY, how="inner")
-        overlap = joined.groupby(["cluster", "customer_id"]).size().rename("n").reset_index()
-        overlap["num"] = _id_number(overlap["customer_id"], prefix).fillna(np.inf)
-        overlap["first"] = overlap["cluster"].map(first_of)
+    def overlap_with(earlier: pd.DataFrame, among: pd.DataFrame) -> pd.DataFrame:
+        ids = earlier[["source", "source_id", "customer_id"]].astype("string[pyarrow]")
+        joined = among.merge(ids, on=KEY, how="inner")
+        out = joined.groupby(["cluster", "customer_id"]).size().rename("n").reset_index()
+        out["num"] = _id_number(out["customer_id"], prefix).fillna(np.inf)
+        out["first"] = out["cluster"].map(first_of)
+        return out
+
+    def mutual_best(overlap: pd.DataFrame) -> dict[int, str]:
+        """Each cluster gets the id it shares most records with, each id goes to one cluster."""
+        chosen: dict[int, str] = {}
         todo = overlap.copy()
         while len(todo):
             todo = todo.sort_values(["n", "num", "first"], ascending=[False, True, True], kind="stable")
@@ -712,13 +722,30 @@ def assign_ids(
             mutual = best_for_cluster.merge(
                 best_for_id[["cluster", "customer_id"]], on=["cluster", "customer_id"]
             )
-            assigned.update(zip(mutual["cluster"].astype(int), mutual["customer_id"], strict=True))
+            chosen.update(zip(mutual["cluster"].astype(int), mutual["customer_id"], strict=True))
             todo = todo[
                 ~todo["cluster"].isin(mutual["cluster"]) & ~todo["customer_id"].isin(mutual["customer_id"])
             ]
+        return chosen
+
+    assigned: dict[int, str] = {}
+    overlap = pd.DataFrame(columns=["cluster", "customer_id", "n"])
+    if previous_crosswalk is not None and len(previous_crosswalk):
+        overlap = overlap_with(previous_crosswalk, members)
+        assigned = mutual_best(overlap)
 
     fresh = first_of[~first_of.index.isin(list(assigned))].sort_values(kind="stable")
-    new_ids = {int(c): f"{prefix}{counter + i:0{digits}d}" for i, c in enumerate(fresh.index)}
+    kept: dict[int, str] = {}
+    if reserved is not None and len(reserved) and len(fresh):
+        known = overlap_with(reserved, members[members["cluster"].isin(fresh.index)])
+        known = known[~known["customer_id"].isin(set(assigned.values()))]
+        kept = mutual_best(known)
+        numbers = _id_number(reserved["customer_id"].astype(str), prefix).dropna()
+        if len(numbers):
+            counter = max(counter, int(numbers.max()) + 1)
+    numbered = [c for c in fresh.index if int(c) not in kept]
+    new_ids = {int(c): f"{prefix}{counter + i:0{digits}d}" for i, c in enumerate(numbered)}
+    new_ids.update(kept)
     cluster_id = {**assigned, **new_ids}
     members["customer_id"] = pd.array(members["cluster"].map(cluster_id).to_numpy(), dtype="string[pyarrow]")
     crosswalk = members[["source", "source_id", "customer_id"]].copy()
@@ -1420,6 +1447,7 @@ def link(
     previous_id_log: pd.DataFrame | None = None,
     decisions: pd.DataFrame | None = None,
     next_id: int | None = None,
+    reserved: pd.DataFrame | None = None,
     progress: bool = False,
 ) -> LinkResult:
     """Link all staged party records into customers: collapse, block, compare, score, cluster, assign
@@ -1428,7 +1456,7 @@ def link(
     `next_id` is the stored high-water mark of issued ids (`unify_io.previous_state`): new ids are
     numbered after it even when the highest earlier id was erased. The result's ``stats["next_id"]``
     is the mark to store for the next run; ``stats["peak_rss_mib"]`` the process's peak memory after
-    each step.
+    each step. `reserved` are ids other runs gave these records (see `assign_ids`).
     """
     settings = settings or UnifySettings()
     timings: dict[str, float] = {}
@@ -1540,6 +1568,7 @@ def link(
         next_id=next_id,
         prefix=settings.id_prefix,
         digits=settings.id_digits,
+        reserved=reserved,
     )
     next_free = max(
         first_free_number(previous_crosswalk, previous_id_log, next_id=next_id, prefix=settings.id_prefix),

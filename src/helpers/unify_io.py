@@ -74,24 +74,42 @@ class PreviousState:
     crosswalk: pd.DataFrame | None
     id_log: pd.DataFrame | None
     next_id: int | None = None  # the number the next new id gets, at least
+    #: ids other runs gave source records: an earlier run of this period, later periods (newest last)
+    reserved: pd.DataFrame | None = None
 
 
 def previous_state(store_path: Path, period: str) -> PreviousState:
-    """The crosswalk of this period's last run if there is one (a re-run keeps its ids), else of the
-    latest earlier period; the id log of every period and the high-water mark of issued ids (ids are
-    never reused, not even an erased customer's)."""
+    """What the unify stage of `period` builds on: the crosswalk of the latest earlier period (its ids
+    are inherited, its links held by hysteresis, the id log's events are relative to it); the ids that
+    an earlier run of this period or a later period gave (kept by records new since that earlier
+    period, so a re-run gives the same ids and the same tables as the first run); the id log of every
+    period and the high-water mark of issued ids (ids are never reused, not even an erased customer's).
+    """
     counter = store.load_table(store_path, ID_COUNTER_TABLE)
     next_id = int(counter["next_id"].max()) if len(counter) else None
     crosswalks = store.load_table(store_path, TABLES["crosswalk"])
     if crosswalks.empty:
         return PreviousState(None, None, None, next_id)
     periods = sorted(crosswalks["period"].unique())
-    earlier = [p for p in periods if p <= period]
-    chosen = earlier[-1] if earlier else periods[-1]
-    crosswalk = crosswalks[crosswalks["period"] == chosen].drop(columns="period").reset_index(drop=True)
+    earlier = [p for p in periods if p < period]
+    chosen = earlier[-1] if earlier else None
+    crosswalk = None
+    if chosen is not None:
+        crosswalk = crosswalks[crosswalks["period"] == chosen].drop(columns="period").reset_index(drop=True)
+    others = [p for p in periods if p >= period]  # this period's earlier run first, then later ones
+    reserved = None
+    if others:
+        rank = {p: i for i, p in enumerate(others)}
+        reserved = (
+            crosswalks[crosswalks["period"].isin(others)]
+            .assign(_rank=lambda f: f["period"].map(rank))
+            .sort_values("_rank", kind="stable")
+            .drop_duplicates(["source", "source_id"])[["source", "source_id", "customer_id"]]
+            .reset_index(drop=True)
+        )
     id_log = store.load_table(store_path, TABLES["id_log"])
     id_log = id_log.drop(columns="period") if len(id_log) else None
-    return PreviousState(chosen, crosswalk, id_log, next_id)
+    return PreviousState(chosen, crosswalk, id_log, next_id, reserved)
 
 
 def load_decisions(path: Path) -> pd.DataFrame | None:
@@ -99,7 +117,7 @@ def load_decisions(path: Path) -> pd.DataFrame | None:
     path = Path(path)
     if not path.exists():
         return None
-    decisions = pd.read_csv(path, dtype=str, keep_default_na=False).replace({"": None})
+    decisions = store.read_csv(path)  # rows copied from review_queue.csv keep "@handle", not "'@handle"
     missing = [c for c in DECISION_COLUMNS if c not in decisions]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {missing}; expected {DECISION_COLUMNS}")
@@ -130,14 +148,9 @@ def save_link_result(
     """Write the unify outputs (Parquet per period + store tables) and return the stage stats."""
     base = settings.path("processed") / period / "unify"
     store_path = settings.path("store")
-    for attr, table in TABLES.items():
-        frame = getattr(result, attr)
-        store.write_parquet(frame, base / f"{attr}.parquet")
-        store.save_table(store_path, table, frame, period=period)
-    store.write_csv(result.review, base / "review_queue.csv")
+    tables = {table: getattr(result, attr) for attr, table in TABLES.items()}
     if "next_id" in result.stats:
-        counter = pd.DataFrame({"next_id": [int(result.stats["next_id"])]})
-        store.save_table(store_path, ID_COUNTER_TABLE, counter, period=period)
+        tables[ID_COUNTER_TABLE] = pd.DataFrame({"next_id": [int(result.stats["next_id"])]})
     stats = {k: v for k, v in result.stats.items() if isinstance(v, int | float | str | bool)}
     summary = {
         "rows_in": int(len(result.records)),
@@ -147,12 +160,13 @@ def save_link_result(
     }
     if accuracy:
         summary["accuracy"] = {k: round(float(v), 6) for k, v in accuracy.items()}
-    store.save_table(
-        store_path,
-        "linkage_stats",
-        pd.DataFrame([{k: v for k, v in summary.items() if not isinstance(v, dict)}]),
-        period=period,
-    )
+    tables["linkage_stats"] = pd.DataFrame([{k: v for k, v in summary.items() if not isinstance(v, dict)}])
+    # the folder and the store tables each change in one step: a run killed here leaves the old ones
+    with store.atomic_folder(base) as folder:
+        for attr in TABLES:
+            store.write_parquet(getattr(result, attr), folder / f"{attr}.parquet")
+        store.write_csv(result.review, folder / "review_queue.csv")
+        store.save_tables(store_path, tables, period=period)
     return summary
 
 
