@@ -12,6 +12,12 @@ STAGE ?=
 AUDIENCE ?=
 SCALE ?= quick
 period_arg = $(if $(PERIOD),--period $(PERIOD),)
+# A variable's text as one shell word, exactly as typed: $(value) keeps make from expanding a `$` in it,
+# single quotes keep the shell from expanding anything ('\'' stands for a quote inside).
+shell_word = '$(subst ','\'',$(value $(1)))'
+# Not exported to the recipes' environment either: exporting expands them, and a $(shell ...) in an ID
+# would run.
+unexport ID REASON
 stage_arg = $(if $(STAGE),--stage $(STAGE),)
 
 ## Print every target with its one-line description
@@ -84,8 +90,8 @@ lint: setup
 ## Erase a person (ID=tax id, e-mail or customer id) from processed data and the store; keep them out of later runs
 .PHONY: erase
 erase: setup
-	@test -n "$(ID)" || { echo "usage: make erase ID=<tax id | e-mail | customer id> [REASON='...']"; exit 2; }
-	@printf '%s\n' "$(ID)" | $(SCV) erase --id - $(if $(REASON),--reason "$(REASON)",)
+	@$(if $(value ID),,echo "usage: make erase ID=<tax id | e-mail | customer id> [REASON='...']"; exit 2;) \
+	printf '%s\n' $(call shell_word,ID) | $(SCV) erase --id - $(if $(value REASON),--reason $(call shell_word,REASON),)
 
 ## Benchmark the pipeline at SCALE=quick|100k|1m (results in benchmarks/results/)
 .PHONY: bench

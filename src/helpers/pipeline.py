@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers import __version__, store
-from helpers.config import Settings, SourceSpec, fingerprint, load_settings, load_sources
-from helpers.errors import ScvError, StageError
+from helpers.config import Settings, SourceSpec, fingerprint, literal_passwords, load_settings, load_sources
+from helpers.errors import ScvError, SourceError, StageError, bounded
 from helpers.readers import input_files
 
 
@@ -112,7 +112,7 @@ def input_fingerprints(sources: dict[str, SourceSpec], raw_dir: Path) -> dict[st
     out: dict[str, str | None] = {}
     for path in input_files(sources, raw_dir):
         key = os.path.relpath(path, raw_dir)
-        out[key] = sha256_file(path) if path.exists() else None
+        out[key] = sha256_file(path) if path.is_file() else None
     return out
 
 
@@ -170,7 +170,7 @@ def _stage_error(stage: Stage, exc: Exception, executed: Path) -> StageError:
     cell = getattr(exc, "exec_count", None) or getattr(exc, "cell_index", None)
     ename = getattr(exc, "ename", type(exc).__name__)
     evalue = getattr(exc, "evalue", str(exc))
-    evalue = re.sub(r"\x1b\[[0-9;]*m", "", str(evalue))
+    evalue = bounded(re.sub(r"\x1b\[[0-9;]*m", "", bounded(evalue, 100_000)), 2000)
     where = f", cell {cell}" if cell is not None else ""
     return StageError(
         f"stage '{stage.name}' failed in notebooks/{stage.notebook}{where}: {ename}: {evalue}\n"
@@ -296,26 +296,90 @@ def run(
 
     settings = load_settings(overrides={"period": period, **(overrides or {})}, root=root)
     sources = load_sources(root=settings.root)
-    if settings.period is None:
-        from helpers.ingest import detect_period
-
-        period = detect_period(sources, settings.path("raw"), settings.ingest)
-        _say(f"period: {period} (the last complete month in the data)", quiet)
-    else:
-        period = settings.period
-        _say(f"period: {period}", quiet)
     selected = STAGES if stages is None else [s for s in STAGES if s.name in stages]
     unknown = set(stages or []) - set(stage_names())
     if unknown:
         raise ScvError(f"unknown stage(s) {sorted(unknown)}; the stages are {stage_names()}")
+    check_inputs(sources, settings.path("raw"))
+    for warning in literal_passwords(sources):
+        print(warning, file=sys.stderr, flush=True)
 
     reports = settings.path("reports")
     reports.mkdir(parents=True, exist_ok=True)
-    with run_lock(reports):
+    with run_lock(reports):  # before anything slow: a second run is refused at once, not after a minute
+        if settings.period is None:
+            from helpers.ingest import detect_period
+
+            period = detect_period(sources, settings.path("raw"), settings.ingest)
+            _say(f"period: {period} (the last complete month in the data)", quiet)
+        else:
+            period = settings.period
+            _say(f"period: {period}", quiet)
         swept = sweep_temporaries([settings.path("processed"), reports, settings.path("store").parent])
         if swept:
             _say(f"removed {swept} temporary file(s) left by an interrupted earlier run", quiet)
+        interrupted = mark_interrupted_runs(reports)
+        if interrupted:
+            _say(
+                f"marked {len(interrupted)} interrupted earlier run(s) as failed: {', '.join(interrupted)}",
+                quiet,
+            )
+        migrated = store.migrate(settings.path("store"))
+        if migrated:
+            _say(
+                f"store: {sum(map(len, migrated.values()))} ENUM column(s) of an older version made text",
+                quiet,
+            )
         return _run_stages(settings, sources, period, selected, overrides, quiet, render, audiences)
+
+
+def check_inputs(sources: dict[str, SourceSpec], raw_dir: Path) -> None:
+    """Refuse a run whose declared input files are outside paths.raw or not files (before a version
+    folder is taken); a missing file is left to the stage that reads it."""
+    from helpers.readers import source_path
+
+    for spec in sources.values():
+        if spec.path:
+            path = source_path(spec, raw_dir)
+            if path.exists() and not path.is_file():
+                raise SourceError(
+                    f"{spec.name}: {path} is a folder, not a file (sources.{spec.name}.path in "
+                    "params/sources.yaml); name the file inside it"
+                )
+
+
+def mark_interrupted_runs(reports: Path) -> list[str]:
+    """Rename the hidden ``.v<N>.partial`` folders of runs that were killed (called under the run lock,
+    so no run is writing them) to ``v<N>.failed`` with status "failed" and why, so that they are listed
+    in the index, kept for inspection like any failed run and never mistaken for a run in progress."""
+    marked = []
+    if not reports.exists():
+        return marked
+    for period_dir in sorted(p for p in reports.iterdir() if p.is_dir() and not p.is_symlink()):
+        for partial in sorted(period_dir.glob(".v*.partial")):
+            m = re.fullmatch(r"\.v(\d+)\.partial", partial.name)
+            if not m or not partial.is_dir():
+                continue
+            failed = period_dir / f"v{m.group(1)}.failed"
+            if failed.exists():
+                shutil.rmtree(partial)
+                continue
+            manifest_path = partial / "manifest.json"
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifest = {"period": period_dir.name, "version": int(m.group(1))}
+            manifest.update(
+                status="failed",
+                error=manifest.get("error")
+                or "interrupted: the run stopped before it finished (killed, or the machine went down); "
+                f"found by the run of {datetime.now(UTC).isoformat(timespec='seconds')}",
+            )
+            manifest.setdefault("run_id", f"{period_dir.name}-v{m.group(1)}")
+            store.write_json(manifest, manifest_path)
+            os.replace(partial, failed)
+            marked.append(f"{period_dir.name}/{failed.name}")
+    return marked
 
 
 #: A temporary file (store.atomic_path) older than this is a leftover of a killed run, not a write
@@ -324,8 +388,9 @@ STALE_TEMPORARY_SECONDS = 3600
 
 
 def sweep_temporaries(folders: list[Path], *, older_than_s: float = STALE_TEMPORARY_SECONDS) -> int:
-    """Delete the hidden ``.<name>.*.tmp`` files that `store.atomic_path` leaves when a process is
-    killed mid-write (never under a final name); returns how many were removed."""
+    """Delete the hidden ``.<name>.*.tmp`` files and folders that `store.atomic_path` and
+    `store.atomic_folder` leave when a process is killed mid-write (never under a final name);
+    returns how many were removed."""
     cutoff = time.time() - older_than_s
     removed = 0
     seen: set[Path] = set()
@@ -333,13 +398,17 @@ def sweep_temporaries(folders: list[Path], *, older_than_s: float = STALE_TEMPOR
         if not folder.exists():
             continue
         for path in folder.rglob(".*.tmp"):
-            if path in seen or not path.is_file():
+            if path in seen or any(parent in seen for parent in path.parents) or path.is_symlink():
                 continue
             seen.add(path)
             try:
-                if path.stat().st_mtime < cutoff:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
                     path.unlink()
-                    removed += 1
+                removed += 1
             except FileNotFoundError:
                 pass
     return removed
@@ -460,19 +529,22 @@ def _run_stages(
                 quiet,
             )
 
-    try:
-        run_in_order(selected, run_stage, workers=settings.run.workers)
-    except StageError as error:
+    def failed(error: str) -> None:
         manifest["stages"].sort(key=lambda e: order[e["stage"]])
         manifest.update(
-            status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"), error=str(error)
+            status="failed", finished_at=datetime.now(UTC).isoformat(timespec="seconds"), error=bounded(error)
         )
         store.write_json(manifest, partial / "manifest.json")
         os.replace(partial, period_reports / f"v{version}.failed")
-        if render:
-            from helpers import render as rendering
+        _write_index(reports)
 
-            rendering.write_index(reports)
+    try:
+        run_in_order(selected, run_stage, workers=settings.run.workers)
+    except StageError as error:
+        failed(str(error))
+        raise
+    except BaseException as error:  # an interrupt, a full disk: still a failed run, never a hidden one
+        failed(f"{type(error).__name__}: {error}")
         raise
     manifest["stages_seconds"] = round(time.perf_counter() - started, 2)
 
@@ -484,14 +556,10 @@ def _run_stages(
         try:
             rendering.render_run(partial, settings, manifest=manifest, audiences=audiences, quiet=quiet)
         except ScvError as exc:
-            manifest.update(
-                status="failed",
-                finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                error=f"rendering failed: {exc}",
-            )
-            store.write_json(manifest, partial / "manifest.json")
-            os.replace(partial, period_reports / f"v{version}.failed")
-            rendering.write_index(reports)
+            failed(f"rendering failed: {exc}")
+            raise
+        except BaseException as exc:
+            failed(f"rendering failed: {type(exc).__name__}: {exc}")
             raise
         _say(f"      reports rendered in {time.perf_counter() - t0:.1f} s", quiet)
 
@@ -503,8 +571,38 @@ def _run_stages(
     store.write_json(manifest, partial / "manifest.json")
     final = period_reports / f"v{version}"
     os.replace(partial, final)
-    _point_latest(reports, final)
-    if render:
-        rendering.write_index(reports)
+    if is_complete_report(manifest, settings) and _newest_period(reports, period):
+        _point_latest(reports, final)
+    _write_index(reports)
     _say(f"run {run_id} finished in {manifest['seconds']:.1f} s -> {final}", quiet)
     return manifest
+
+
+def is_complete_report(manifest: dict[str, Any], settings: Settings) -> bool:
+    """A run `reports/latest` may point at: it finished and rendered every audience's report."""
+    if manifest.get("status") != "ok" or not manifest.get("reports"):
+        return False
+    from helpers.render import report_settings
+
+    rendered = {a.get("name") for a in manifest["reports"].get("audiences", [])}
+    return set(report_settings(settings).audiences) <= rendered
+
+
+def _newest_period(reports: Path, period: str) -> bool:
+    """True unless `reports/latest` already points at a run of a later period (a re-run of an older
+    month never takes `latest` from the newest one)."""
+    link = reports / "latest"
+    if not link.is_symlink():
+        return True
+    current = Path(os.readlink(link)).parts
+    return not current or not re.fullmatch(r"\d{4}-\d{2}", current[0]) or current[0] <= period
+
+
+def _write_index(reports: Path) -> None:
+    """Rewrite reports/index.html after every run (a stage-only run, a failed one), so it never goes
+    stale; only when reports were ever rendered here (a project that never rendered has no index)."""
+    if not (reports / "index.html").exists() and not (reports / "latest").is_symlink():
+        return
+    from helpers import render as rendering
+
+    rendering.write_index(reports)

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -148,6 +149,79 @@ _TOKENS = (
     ("phone", _PHONE_TOKEN, std.phone),
     ("iban", _IBAN_TOKEN, std.iban),
 )
+
+
+#: Capitalised words a reason may keep: the words of a request, not of a person (a name, a street).
+REASON_WORDS = {
+    w.lower()
+    for w in """
+    request requests requested solicitud solicita solicitó petición peticion erasure erase supresión
+    supresion suprimir borrado borrar derecho right rights art art. article artículo articulo ticket
+    case caso expediente ref ref. reference referencia número numero no no. nº per por the el la los
+    las un una de del by from via customer cliente email e-mail correo phone teléfono telefono letter
+    carta form formulario web online call llamada registered registrado on en at a an of to and y
+    received recibida recibido january february march april may june july august september october
+    november december enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre
+    noviembre diciembre monday tuesday wednesday thursday friday saturday sunday lunes martes miércoles
+    jueves viernes sábado domingo dpo legal team equipo privacy privacidad data datos protection
+    protección proteccion office oficina consent consentimiento withdrawn retirado
+    """.split()
+}
+ACRONYMS = {
+    "GDPR", "RGPD", "LOPD", "LOPDGDD", "ARCO", "DPO", "AEPD", "CCPA", "UE", "EU", "ID", "NIF", "NIE", "CIF",
+    "DNI", "IBAN", "CRM", "ERP", "TEL",
+}  # fmt: skip
+_NOT_IN_A_REFERENCE = r"(?<![\w/\-])"
+_REASON_REPLACEMENTS = (
+    (_EMAIL_TOKEN, "[e-mail]"),
+    (re.compile(_NOT_IN_A_REFERENCE + r"[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}"), "[iban]"),
+    (re.compile(_NOT_IN_A_REFERENCE + r"\+?\d[\d .\-()]{7,16}\d(?![\w/\-])"), "[phone]"),
+    (
+        re.compile(
+            _NOT_IN_A_REFERENCE + r"[0-9XYZKLMABCDEFGHJNPQRSUVW][0-9.\- ]{6,10}[0-9A-Za-z](?![\w/\-])"
+        ),
+        "[tax id]",
+    ),
+)
+_WORD = re.compile(r"(?<![\w\[])[^\W\d_][\w'’.-]*", re.UNICODE)
+
+
+def scrub_reason(reason: str | None) -> str | None:
+    """An erasure's reason as the audit log keeps it: e-mails, IBANs, tax ids and phone numbers
+    replaced by their kind ("[phone]"), and every capitalised word that is not a request's own word or
+    a known acronym replaced by "[name]" (it may be a name, a street, a town). A request reference such
+    as "request 2026/117" or "RGPD-2026-0042" is kept as written."""
+    if not reason:
+        return reason
+    text = reason
+    for pattern, kind in _REASON_REPLACEMENTS:
+        # an identifier has an @ or seven digits or more; "art. 17" or "2026/117" are not one
+        text = pattern.sub(
+            lambda m, k=kind: k if "@" in m[0] or sum(map(str.isdigit, m[0])) >= 7 else m[0], text
+        )
+
+    def word(m: re.Match[str]) -> str:
+        token = m.group()
+        core = token.rstrip(".-’'")
+        if not core[:1].isupper():
+            return token
+        if core.upper() == core and (
+            core in ACRONYMS or any(part in ACRONYMS for part in re.split(r"[-.]", core))
+        ):
+            return token
+        if core.lower() in REASON_WORDS or core.lower().rstrip(".") in REASON_WORDS:
+            return token
+        return "[name]" + token[len(core) :]
+
+    return _WORD.sub(word, text)
+
+
+def reason_digest(reason: str | None, salt: bytes | None) -> str | None:
+    """A salted SHA-256 of the reason as typed: whoever holds the original request text can show which
+    audit entry it is, and the log itself holds nothing readable."""
+    if not reason:
+        return None
+    return hashlib.sha256((salt or b"") + b"reason\x00" + reason.encode("utf-8")).hexdigest()
 
 
 def _salt(folder: Path, create: bool) -> bytes | None:
@@ -716,10 +790,14 @@ def _rebuild(store_path: Path) -> None:
 
 
 def remove_stale_temporaries(folder: Path) -> int:
-    """Delete leftovers of writes a crash interrupted (store.atomic_path's hidden `.<name>.*.tmp`)."""
+    """Delete leftovers of writes a crash interrupted (the hidden `.<name>.*.tmp` files of
+    store.atomic_path and folders of store.atomic_folder): they may hold the erased person's data."""
     removed = 0
-    for path in Path(folder).rglob(".*.tmp"):
-        if path.is_file():
+    for path in sorted(Path(folder).rglob(".*.tmp"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        elif path.exists():
             path.unlink()
             removed += 1
     return removed
@@ -797,10 +875,11 @@ def erase(
     )
     report.stale_temporaries_removed = remove_stale_temporaries(processed) if Path(processed).exists() else 0
 
-    # 4. the audit log: counts only
+    # 4. the audit log: counts only, and the reason without anything that could name a person
     entry = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "reason": person.scrub(reason),
+        "reason": scrub_reason(person.scrub(reason)),
+        "reason_sha256": reason_digest(reason, _salt(folder, create=True)),
         **{k: v for k, v in asdict(report).items()},
     }
     _ensure_folder(folder)
