@@ -251,8 +251,14 @@ def test_sigkill_in_the_middle_of_every_stage_then_rerun(sample_project, tmp_pat
         assert manifest["status"] == "ok"
         assert_nothing_half_written(root)
     periods = root / "reports" / "2026-10"
-    partial = sorted(p.name for p in periods.iterdir() if p.name.endswith(".partial"))
-    assert len(partial) == len(pipeline.STAGES), "each killed run stays hidden as .v<N>.partial"
+    assert not [p.name for p in periods.iterdir() if p.name.endswith(".partial")], "none is left hidden"
+    interrupted = [
+        p.name
+        for p in periods.iterdir()
+        if p.name.endswith(".failed")
+        and json.loads((p / "manifest.json").read_text())["error"].startswith("interrupted")
+    ]
+    assert len(interrupted) == len(pipeline.STAGES), "the run after each kill marks the killed one failed"
     # the re-runs end exactly where an uninterrupted run ends
     expected = content_digests(reference_run(sample_project, tmp_path_factory))
     got = content_digests(root)

@@ -94,7 +94,8 @@ def test_a_second_run_creates_v2_and_leaves_v1_intact(ingested, sample_project):
     after = {p.relative_to(period_dir): p.read_bytes() for p in (period_dir / "v1").rglob("*") if p.is_file()}
     assert before == after
     assert (period_dir / "v2" / "executive.pdf").exists()
-    assert (sample_project / "reports" / "latest").resolve() == (period_dir / "v2").resolve()
+    # v2 holds one audience's report: `latest` stays on v1, which has them all
+    assert (sample_project / "reports" / "latest").resolve() == (period_dir / "v1").resolve()
 
 
 def test_every_injected_defect_is_rejected_with_the_right_reason(ingested, sample_project):

@@ -62,9 +62,7 @@ def test_successful_runs_are_versioned_with_a_manifest(tiny_project):
     assert stage["seconds"] > 0 and stats["kernel_cpu_seconds"] > 0
     assert 20 * 2**20 < stats["kernel_peak_rss_bytes"] < 8 * 2**30  # the kernel's own peak, in bytes
     assert (run1 / "notebooks" / "ok.ipynb").exists()
-    assert (tiny_project / "reports" / "latest").resolve() == (
-        tiny_project / "reports" / "2026-10" / "v2"
-    ).resolve()
+    assert not (tiny_project / "reports" / "latest").exists(), "stage-only runs have no reports to point at"
 
 
 def test_a_failing_stage_names_notebook_cell_and_error_and_promotes_nothing(tiny_project):
@@ -78,7 +76,7 @@ def test_a_failing_stage_names_notebook_cell_and_error_and_promotes_nothing(tiny
     assert sorted(p.name for p in period.iterdir()) == ["v1", "v2.failed"]
     failed = json.loads((period / "v2.failed" / "manifest.json").read_text())
     assert failed["status"] == "failed" and [s["status"] for s in failed["stages"]] == ["ok", "failed"]
-    assert (tiny_project / "reports" / "latest").resolve() == (period / "v1").resolve()
+    assert not (tiny_project / "reports" / "latest").exists()
     assert pipeline.next_version(period) == 3  # a failed run's number is never reused
 
 
