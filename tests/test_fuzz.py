@@ -16,20 +16,22 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from helpers import store
-from helpers.config import IngestSettings, SourceSpec
-from helpers.errors import ScvError
+from helpers.config import IngestSettings, SourceSpec, explain_validation_error
+from helpers.errors import MAX_MESSAGE, ScvError
 from helpers.ingest import IngestResult, ingest_source
 from tests.fuzz import make_corpus
 
 pytestmark = pytest.mark.xdist_group("fuzz")  # one worker generates and runs the corpus once
 
-SETTINGS = IngestSettings(placeholders=["n/a", "-"])
+SETTINGS = IngestSettings(placeholders=["n/a", "-"], run_date="2026-12-03")  # no case depends on the clock
 CASES = {c.name: c.manifest() for c in make_corpus.all_cases()}
 SECRET = "s3cr3t-pw"  # the password in the corpus' SQL urls: never in a message
 RISKY = re.compile(r"^[=+\-@\t\r]")
@@ -52,8 +54,8 @@ def outcomes(tmp_path_factory, monkeypatch_module) -> dict[str, Outcome]:
     monkeypatch_module.delenv("SCV_FUZZ_UNSET_PASSWORD", raising=False)
     out: dict[str, Outcome] = {}
     for case in manifest:
-        spec = SourceSpec(**case["spec"])
         try:
+            spec = declared(case["spec"])
             out[case["name"]] = Outcome(
                 case["name"], result=ingest_source(spec, corpus / case["name"], SETTINGS)
             )
@@ -65,10 +67,49 @@ def outcomes(tmp_path_factory, monkeypatch_module) -> dict[str, Outcome]:
     return out
 
 
+def declared(body: dict) -> SourceSpec:
+    """A source as params/sources.yaml declares it: an invalid declaration is a ConfigError naming it."""
+    name = body["name"]
+    try:
+        return SourceSpec(**body)
+    except ValidationError as exc:
+        raise explain_validation_error(Path(f"{name}/sources.yaml"), exc, prefix=f"sources.{name}") from None
+
+
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     with pytest.MonkeyPatch.context() as mp:
         yield mp
+
+
+def shown(value) -> str | None:
+    """A staged value as the corpus writes what it expects: text, numbers without a needless ".0",
+    dates as ISO (with the time only when it has one), booleans as true/false, null as None."""
+    if value is None or value is pd.NA or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat() if value.time() != pd.Timestamp(0).time() else value.date().isoformat()
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        return repr(float(value)).removesuffix(".0")
+    return str(value)
+
+
+def check_values(result: IngestResult, case: dict) -> None:
+    """The exact values staged for the rows the case pins (`values`: row -> {column: value}), and the
+    rows it says are quarantined with a reason (`rejected`: row -> reason)."""
+    staged = result.staged.set_index("row_number", drop=False)
+    for row, expected in (case.get("values") or {}).items():
+        row = int(row)
+        assert row in staged.index, f"{case['name']}: row {row} not staged; rejects:\n{result.rejects}"
+        record = staged.loc[[row]].iloc[0]
+        got = {column: shown(record[column]) for column in expected}
+        assert got == expected, f"{case['name']}: row {row} staged as {got}, expected {expected}"
+    rejects = result.rejects
+    for row, reason in (case.get("rejected") or {}).items():
+        reasons = set(rejects.loc[rejects["row_number"] == int(row), "reason"])
+        assert reason in reasons, f"{case['name']}: row {row} rejected with {reasons or 'nothing'}, expected {reason}"
 
 
 def read_back_csv(path: Path) -> list[list[str]]:
@@ -100,7 +141,7 @@ def test_fuzz_case(name, outcomes, tmp_path):
         assert re.search(case["error"], message, flags=re.S), f"{name}: unclear error: {message}"
         assert name in message, f"{name}: the error does not name the file or source: {message}"
         assert SECRET not in message, f"{name}: the error leaks a password: {message}"
-        assert "Traceback" not in message
+        assert "Traceback" not in message and len(message) <= MAX_MESSAGE, f"{name}: {len(message)} characters"
         return
     assert outcome.error is None, f"{name}: expected the source to be read, got: {outcome.error}"
     result = outcome.result
@@ -126,6 +167,7 @@ def test_fuzz_case(name, outcomes, tmp_path):
         "a row staged and rejected"
     )
     assert result.staged["record_id"].is_unique
+    check_values(result, case)
     check_exports(result.staged, tmp_path, "staged")
     check_exports(rejects, tmp_path, "rejected")
 

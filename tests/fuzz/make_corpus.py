@@ -205,6 +205,10 @@ class Case:
     reasons: list[str] = field(default_factory=list)  # reject reasons that must appear
     error: str | None = None  # regex the error message must match (expect == "error")
     staged: int | None = None  # exact rows staged, when the case pins it
+    #: the exact values staged for a sample of rows: row number -> {canonical column: value as text}
+    #: (numbers without a needless ".0", dates ISO, booleans true/false, None for null)
+    values: dict[int, dict[str, str | None]] = field(default_factory=dict)
+    rejected: dict[int, str] = field(default_factory=dict)  # row number -> a reason it must be rejected with
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -216,6 +220,8 @@ class Case:
             "reasons": self.reasons,
             "error": self.error,
             "staged": self.staged,
+            "values": {str(k): v for k, v in self.values.items()},
+            "rejected": {str(k): v for k, v in self.rejected.items()},
         }
 
 
@@ -365,8 +371,8 @@ def csv_cases() -> list[Case]:
         "csv_bom_utf8_declared_cp1252",
         "encoding",
         codecs.BOM_UTF8 + utf8,
-        expect="error",
-        error=r"cannot decode as 'cp1252' at byte \d+ \(line \d+\) \(the file starts with a utf-8-sig byte-order mark\)",
+        records=5,
+        staged=5,  # every line is UTF-8 (with its mark): read as such, never as cp1252 mojibake
         encoding="cp1252",
     )
     ascii_rows = party_csv([[c.encode("ascii", "ignore").decode() for c in r] for r in party_rows(3)])
@@ -374,8 +380,8 @@ def csv_cases() -> list[Case]:
         "csv_bom_utf8_declared_latin1",
         "encoding",
         codecs.BOM_UTF8 + ascii_rows.encode(),
-        expect="error",
-        error=r"column\(s\) \['id'\] not found.*'ï»¿id'",
+        records=3,
+        staged=3,  # the first line is UTF-8 (its mark): read as such, not as "ï»¿id"
         encoding="latin-1",
     )
     truncated_mb = utf8 + "7,Íñ".encode()[:-1]  # file cut inside a multi-byte character
@@ -535,7 +541,29 @@ def csv_cases() -> list[Case]:
         + "\n".join(",".join(r[:5] + [f"other{i}@example.es"] + r[5:]) for i, r in enumerate(party_rows(3)))
         + "\n"
     )
-    add("csv_duplicate_header", "header", dup.encode(), records=3, staged=3)
+    add(
+        "csv_duplicate_header",
+        "header",
+        dup.encode(),
+        expect="error",
+        error=r"the header names 2 columns 'email' \(columns 5, 6\) and they differ \(first at record 1\); "
+        r"sources\.csv_duplicate_header\.columns maps 'email'.*map 'email\.0' for the first one or 'email\.1' "
+        r"for the second",
+    )
+    same = (
+        "id,nombre,apellidos,nif,email,email,tel,nacimiento,iban,opt_in\n"
+        + "\n".join(",".join(r[:5] + [r[4]] + r[5:]) for r in party_rows(3))
+        + "\n"
+    )
+    add("csv_duplicate_header_same_values", "header", same.encode(), records=3, staged=3)
+    add(
+        "csv_duplicate_header_second_mapped",
+        "header",
+        dup.encode(),
+        records=3,
+        staged=3,
+        columns={**PARTY_CSV["columns"], "email": "email.1"},
+    )
     add(
         "csv_missing_header",
         "header",
@@ -613,7 +641,7 @@ def csv_cases() -> list[Case]:
     # --- huge fields and files
     huge = party_rows(3)
     huge[1][2] = "García " * 300_000  # ~2 MB in one cell
-    add("csv_huge_field", "huge", party_csv(huge).encode(), records=3, staged=3)
+    add("csv_huge_field", "huge", party_csv(huge).encode(), records=3, staged=2, reasons=["field_too_long"])
     huge_bad = party_rows(3)
     huge_bad[1][3] = "9" * 1_000_000  # a 1 MB tax id: rejected, and the reject keeps at most 500 chars
     add(
@@ -621,8 +649,8 @@ def csv_cases() -> list[Case]:
         "huge",
         party_csv(huge_bad).encode(),
         records=3,
-        staged=3,
-        reasons=["invalid_tax_id"],
+        staged=2,
+        reasons=["field_too_long"],
     )
     add(
         "csv_huge_line_no_newline",
@@ -1036,8 +1064,17 @@ def excel_cases() -> list[Case]:
         "xlsx_duplicate_headers",
         "header",
         book({"Tickets": [dup_hdr, *[r[:4] + [0] + r[4:] for r in rows]]}),
+        expect="error",
+        error=r"the header names 2 columns 'mins' \(columns 4, 5\) and they differ.*map 'mins\.0' for the "
+        r"first one or 'mins\.1' for the second",
+    )
+    add(
+        "xlsx_duplicate_headers_first_chosen",
+        "header",
+        book({"Tickets": [dup_hdr, *[r[:4] + [0] + r[4:] for r in rows]]}),
         records=5,
         staged=5,
+        columns={**TICKETS_XLSX["columns"], "handling_minutes": "mins.0"},
     )
     numeric_hdr = [[1, 2, 3], [4, 5, 6]]
     add(
@@ -1271,7 +1308,8 @@ def json_cases() -> list[Case]:
         "huge",
         json.dumps([mention(1, text="ñ" * 2_000_000), mention(2)]),
         records=2,
-        staged=2,
+        staged=1,
+        reasons=["field_too_long"],
     )
     add(
         "json_huge_numbers",
@@ -1804,7 +1842,10 @@ def sql_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
+    from tests.fuzz.more_cases import all_more_cases
+
     cases = csv_cases() + invoice_cases() + excel_cases() + json_cases() + parquet_cases() + sql_cases()
+    cases += all_more_cases()
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases
