@@ -32,6 +32,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -1333,6 +1334,22 @@ def write_results(run: dict[str, Any], results_dir: Path = RESULTS) -> Path:
 
 
 # ================================================================================== main
+def timed_checks() -> dict[str, Any]:
+    """The timings kept out of `make test` (benchmarks/timed_checks.py), in a process of their own."""
+    _say("timed checks: FEBRL4 linkage, 1,000 cards, a 1M-line fuzz file ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "timed.json"
+        done = subprocess.run(
+            [sys.executable, str(BENCH / "timed_checks.py"), "--json", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or not out.exists():
+            return {"error": {"status": "failed", "target_s": 0, "error": done.stderr[-500:]}}
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Benchmark the pipeline stages at growing scale (make bench).")
     p.add_argument("--scale", default="quick", help="quick (10k), 10k, 100k, 1m, a number, or a comma list")
@@ -1361,6 +1378,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=WORK, help="scratch folder (default benchmarks/work)")
     p.add_argument(
         "--results", type=Path, default=RESULTS, help="results folder (default benchmarks/results)"
+    )
+    p.add_argument(
+        "--no-timed-checks",
+        dest="timed_checks",
+        action="store_false",
+        help="skip the timings kept out of the test suite (FEBRL4 linkage, 1,000 cards: timed_checks.py)",
     )
     p.add_argument("--setup-splink", action="store_true", help="only create benchmarks/.venv-splink and exit")
     p.add_argument(
@@ -1428,6 +1451,24 @@ def main(argv: list[str] | None = None) -> int:
     run["code_version"] = ", ".join(sorted(codes)) if codes else None
     run["growth"] = growth(run["scales"])
     run["targets"] = targets(run["scales"], run["growth"])
+    if args.timed_checks:
+        run["timed_checks"] = timed_checks()
+        for name, r in run["timed_checks"].items():
+            label = {
+                "febrl4_link": "FEBRL4 linkage",
+                "cards_1000": "1,000 customer cards",
+                "fuzz_one_million_lines": "ingest of a 1M-line hostile CSV",
+            }.get(name, name)
+            ok = r.get("status") == "ok"
+            run["targets"].append(
+                {
+                    "target": f"{label} <= {r['target_s']:.0f} s",
+                    "scale": "fixed",
+                    "value": f"{r['seconds']:.1f} s" if ok else "-",
+                    "status": ("met" if r["seconds"] <= r["target_s"] else "missed") if ok else "failed",
+                    "note": "" if ok else r.get("error", ""),
+                }
+            )
     run["seconds"] = round(time.perf_counter() - started, 1)
     path = write_results(run, args.results)
     print(
