@@ -172,3 +172,17 @@ def test_plain_types_of_every_pandas_extension_type():
     assert str(out["empty"].dtype) == "string"
     assert not any(isinstance(t, pd.CategoricalDtype) for t in out.dtypes)
     assert isinstance(frame["text"].dtype, pd.CategoricalDtype), "the caller's frame is not changed"
+
+
+def test_an_empty_month_neither_turns_numbers_into_text_nor_text_into_numbers(tmp_path):
+    db = tmp_path / "scv.duckdb"
+    nothing = pd.DataFrame({"cluster": pd.Series([None], dtype=object), "records": [None]})
+    store.save_table(db, "clusters_split", nothing, period="2026-08")  # no split clusters: all null
+    store.save_table(
+        db, "clusters_split", pd.DataFrame({"cluster": ["C9"], "records": [12]}), period="2026-09"
+    )
+    assert _types(db, "clusters_split")["records"] == "BIGINT", "a null column took the numbers' type"
+    store.save_table(db, "clusters_split", nothing, period="2026-10")  # an empty month again
+    assert _types(db, "clusters_split") == {"period": "VARCHAR", "cluster": "VARCHAR", "records": "BIGINT"}
+    got = store.load_table(db, "clusters_split", period="2026-09")
+    assert got["records"].tolist() == [12] and got["cluster"].tolist() == ["C9"]

@@ -282,16 +282,17 @@ def _replace_slice(
         exists = _table_exists(con, name)
         if exists and period is not None:
             _migrate_enums(con, name)
-            both = f'(SELECT * FROM "{name}" UNION ALL BY NAME SELECT * FROM frame)'
+            source = _fitted(con, name, frame)
+            both = f'(SELECT * FROM "{name}" UNION ALL BY NAME {source})'
             if _column_types(con, f'"{name}"') == _column_types(con, both):
                 # every column of the frame fits the table's column of its name as it is
                 con.execute(f'DELETE FROM "{name}" WHERE period = ?', [period])
-                con.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM frame')
+                con.execute(f'INSERT INTO "{name}" BY NAME {source}')
             else:
                 # a new column, or a type the table's cannot hold (decimals in an integer column):
                 # rebuilt with the other periods' rows, each column in the wider type
                 con.execute(
-                    f'CREATE TABLE "{name}__new" AS SELECT * FROM frame '
+                    f'CREATE TABLE "{name}__new" AS {source} '
                     f'UNION ALL BY NAME SELECT * FROM "{name}" WHERE period <> ?',
                     [period],
                 )
@@ -301,6 +302,30 @@ def _replace_slice(
             con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM frame')
     finally:
         con.unregister("frame")
+
+
+def _fitted(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> str:
+    """SELECT the frame so that a column with no value on one side takes the other side's type.
+
+    A period with nothing in a column (no split clusters this month) says nothing about its type: the
+    frame's all-null column takes the table's type, and a table column that is null in every row (it
+    was created from such a period) takes the frame's type. Otherwise a month with numbers after a
+    month without would store the numbers as text, and an empty month would turn the table's numbers
+    into text.
+    """
+    table = dict(_column_types(con, f'"{name}"'))
+    columns = []
+    for column, kind in _column_types(con, "frame"):
+        quoted = '"' + column.replace('"', '""') + '"'
+        old = table.get(column)
+        if old is not None and old != kind:
+            if frame[column].isna().all():
+                columns.append(f"CAST({quoted} AS {old}) AS {quoted}")
+                continue
+            if not con.execute(f'SELECT count({quoted}) FROM "{name}"').fetchall()[0][0]:
+                con.execute(f'ALTER TABLE "{name}" ALTER COLUMN {quoted} TYPE {kind}')
+        columns.append(quoted)
+    return f"SELECT {', '.join(columns)} FROM frame"
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
