@@ -244,7 +244,8 @@ class UnifySettings(_Strict):
     match_threshold: float = Field(0.7, gt=0, lt=1)  # match probability at or above which a pair links
     review_band: tuple[float, float] = (0.3, 0.95)  # probabilities sent to the review queue
     # hysteresis against the previous crosswalk: records that shared a customer stay linked down to the
-    # low probability, records that had different customers merge only from the high one
+    # low probability, records that had different customers merge only from the high one, and are
+    # never chained into one customer through others while their own pair scores below the low one
     stability_band: tuple[float, float] = (0.3, 0.95)
     conflict_fields: list[str] = Field(default_factory=lambda: ["tax_id"])  # never two values in a cluster
     max_cluster_size: int = Field(50, ge=2)  # larger connected components are split and reported
@@ -1511,7 +1512,8 @@ def link(
     weight = model.total_weight(features)
     probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
     match = probability >= settings.match_threshold
-    stickiness = {"kept_by_hysteresis": 0, "held_apart_by_hysteresis": 0}
+    stickiness = {"kept_by_hysteresis": 0, "held_apart_by_hysteresis": 0, "kept_from_chaining": 0}
+    never_together = None  # previously apart and scoring below the low band: never chained into one
     if previous_crosswalk is not None and len(previous_crosswalk):
         before = _previous_ids(records, previous_crosswalk)
         pa, pb = before[lo], before[hi]
@@ -1521,6 +1523,8 @@ def link(
         stickiness["kept_by_hysteresis"] = int((together & ~match & (probability >= low)).sum())
         stickiness["held_apart_by_hysteresis"] = int((apart & match & (probability < high)).sum())
         match = np.where(together, probability >= low, np.where(apart, probability >= high, match))
+        never_together = apart & (probability < low)
+        stickiness["kept_from_chaining"] = int(never_together.sum())
     dec = decisions_as_pairs(records, decisions)
     # analysts' decisions sit on few pairs: their positions and values, not an object array per candidate
     decided_at = np.empty(0, dtype=np.int64)
@@ -1558,7 +1562,14 @@ def link(
     histogram = np.histogram(np.clip(weight, -40, 40), bins=np.arange(-40, 41, 2))[0].tolist()
     del features
     done("score")
-    clusters, split_report = cluster(records, candidates, settings, decisions)
+    scored = candidates
+    if never_together is not None and never_together.any() and settings.cannot_link_below is not None:
+        # two records of different earlier customers that score below the low band are kept apart
+        # even through a third record (a namesake's borderline weight must not flip them together)
+        held = np.minimum(weight, settings.cannot_link_below - 1.0).astype(np.float32)
+        scored = candidates.assign(match_weight=np.where(never_together, held, candidates["match_weight"]))
+    clusters, split_report = cluster(records, scored, settings, decisions)
+    del scored
     done("cluster")
     crosswalk, id_log = assign_ids(
         records,
