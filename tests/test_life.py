@@ -62,9 +62,19 @@ def store_state(root: Path) -> dict:
             if "period" in types:
                 frame = con.execute(f'SELECT * FROM "{table}" ORDER BY ALL').df()
                 for period, part in frame.groupby("period", sort=True):
-                    slices[period] = frame_digest(part.reset_index(drop=True))
+                    slices[period] = slice_digest(part)
             state[table] = {"types": types, "slices": slices}
         return state
+
+
+def slice_digest(part: pd.DataFrame) -> str:
+    """The digest of one period's rows, blind to what another period's save may do to the column types
+    (a column null in every row of this period, an integer column widened to decimals): the values."""
+    part = part.dropna(axis=1, how="all").reset_index(drop=True)
+    for column in part.columns:
+        if pd.api.types.is_numeric_dtype(part[column]) and not pd.api.types.is_bool_dtype(part[column]):
+            part[column] = part[column].astype("float64")
+    return frame_digest(part)
 
 
 def crosswalk(root: Path) -> pd.DataFrame:
