@@ -96,9 +96,79 @@ def shown(value) -> str | None:
     return str(value)
 
 
+GENERATED_NAMES = [
+    ("José", "Prados García"),
+    ("Ana", "López de la Fuente"),
+    ("Íñigo", "Muñoz Peña"),
+    ("María del Carmen", "Ruiz"),
+    ("Jordi", "Puig i Ferrer"),
+    ("Lucía", "Sánchez-Vela Ortiz"),
+]  # make_corpus.party_rows: record i is user{i}@example.es, named GENERATED_NAMES[i % 6]
+
+
+#: Cases that change the generated values on purpose (their own checks say what must be staged).
+CHANGED_ON_PURPOSE = {
+    "csv_bom_utf8_declared_latin1", "csv_quoted_newline", "csv_quoted_newline_crlf", "csv_escaped_quotes",
+    "csv_invisible_and_nfd_characters", "csv_emoji_and_bidi", "csv_formula_injection_cells",
+    "csv_field_at_the_limit", "inv_decimal_comma_point_mix", "inv_decimal_point_declared",
+    "inv_non_finite_and_exotic_numbers", "jsonl_unicode_line_separators_in_strings", "jsonl_huge_line",
+}  # fmt: skip
+
+
+def check_generated_values(result: IngestResult, name: str) -> int:
+    """Every staged contact the corpus generator wrote (e-mail user{i}@example.es) holds exactly the
+    name the generator gave record i, and invoices F{i}-1 the customer and amount of invoice i: a
+    column shifted, a value mis-decoded or cut is caught in every case, not only the pinned rows.
+    Returns how many staged rows were checked."""
+    staged, checked = result.staged, 0
+    if name in CHANGED_ON_PURPOSE or name.startswith("invoice_"):  # invoice_*: tests/fuzz/more_cases.py
+        return 0
+    if {"email", "given_name", "family_names"} <= set(staged.columns):
+        for email, given, family in zip(
+            staged["email"], staged["given_name"], staged["family_names"], strict=True
+        ):
+            m = re.fullmatch(r"user(\d+)@example\.es", str(email))
+            if m and not (given is pd.NA and family is pd.NA):
+                assert (given, family) == GENERATED_NAMES[int(m.group(1)) % 6], (
+                    f"{name}: {email} is {given} {family}"
+                )
+                checked += 1
+    if {"source_id", "party_id", "text"} <= set(staged.columns):  # tickets T{i}, mentions M{i}
+        for sid, party, text in zip(staged["source_id"], staged["party_id"], staged["text"], strict=True):
+            ticket, said = re.fullmatch(r"T(\d+)", str(sid)), re.fullmatch(r"M(\d+)", str(sid))
+            if ticket and isinstance(text, str) and text.startswith("Pedido "):
+                i = int(ticket.group(1))
+                assert (party, text) == (f"C{i % 5}", f"Pedido {i} no llegó"), f"{name}: {sid}"
+                checked += 1
+            elif said and isinstance(text, str) and text.startswith("Me encanta"):
+                i = int(said.group(1))
+                assert (party, text) == (f"@user{i % 4}", f"Me encanta la tienda {i}"), f"{name}: {sid}"
+                checked += 1
+    if {"source_id", "order_id", "amount", "quantity"} <= set(staged.columns):  # web order lines W{i}-{k}
+        for sid, order, amount, qty in zip(
+            staged["source_id"], staged["order_id"], staged["amount"], staged["quantity"], strict=True
+        ):
+            m = re.fullmatch(r"W(\d+)-(\d)", str(sid))
+            if m and pd.notna(amount) and pd.notna(qty):
+                i, k = int(m.group(1)), int(m.group(2))
+                assert (order, float(amount), float(qty)) == (f"W{i}", 10.5 * k, k), f"{name}: {sid}"
+                checked += 1
+    if {"source_id", "party_id", "amount"} <= set(staged.columns):
+        for sid, party, amount in zip(staged["source_id"], staged["party_id"], staged["amount"], strict=True):
+            m = re.fullmatch(r"F(\d+)-1", str(sid))
+            if m and re.fullmatch(r"C\d", str(party)):
+                i = int(m.group(1))
+                assert (party, round(float(amount), 2)) == (f"C{i % 7}", i * 3 + (i % 100) / 100), (
+                    f"{name}: {sid}"
+                )
+                checked += 1
+    return checked
+
+
 def check_values(result: IngestResult, case: dict) -> None:
     """The exact values staged for the rows the case pins (`values`: row -> {column: value}), and the
     rows it says are quarantined with a reason (`rejected`: row -> reason)."""
+    check_generated_values(result, case["name"])
     staged = result.staged.set_index("row_number", drop=False)
     for row, expected in (case.get("values") or {}).items():
         row = int(row)
@@ -109,7 +179,9 @@ def check_values(result: IngestResult, case: dict) -> None:
     rejects = result.rejects
     for row, reason in (case.get("rejected") or {}).items():
         reasons = set(rejects.loc[rejects["row_number"] == int(row), "reason"])
-        assert reason in reasons, f"{case['name']}: row {row} rejected with {reasons or 'nothing'}, expected {reason}"
+        assert reason in reasons, (
+            f"{case['name']}: row {row} rejected with {reasons or 'nothing'}, expected {reason}"
+        )
 
 
 def read_back_csv(path: Path) -> list[list[str]]:
@@ -141,7 +213,9 @@ def test_fuzz_case(name, outcomes, tmp_path):
         assert re.search(case["error"], message, flags=re.S), f"{name}: unclear error: {message}"
         assert name in message, f"{name}: the error does not name the file or source: {message}"
         assert SECRET not in message, f"{name}: the error leaks a password: {message}"
-        assert "Traceback" not in message and len(message) <= MAX_MESSAGE, f"{name}: {len(message)} characters"
+        assert "Traceback" not in message and len(message) <= MAX_MESSAGE, (
+            f"{name}: {len(message)} characters"
+        )
         return
     assert outcome.error is None, f"{name}: expected the source to be read, got: {outcome.error}"
     result = outcome.result
@@ -195,9 +269,14 @@ def test_fuzz_summary(outcomes, capsys):
         "families": families,
         "formats": formats,
     }
+    valued = [c for c in tried if c.get("values")]
+    summary["cases_with_exact_values"] = len(valued)
+    summary["rows_with_exact_values"] = sum(len(c["values"]) for c in valued)
     with capsys.disabled():
         print("\nfuzz corpus:", json.dumps(summary))
-    assert len(malformed) >= 100 and set(formats) == {"csv", "excel", "json", "jsonl", "parquet", "sql"}
+    assert len(tried) >= 250 and len(malformed) >= 200
+    assert set(formats) == {"csv", "excel", "json", "jsonl", "parquet", "sql"}
+    assert len(valued) >= 60 and summary["rows_with_exact_values"] >= 150
     assert len(errors) + len(read) == len(tried)
     assert lost == 0 and quarantined > 0
 

@@ -72,7 +72,10 @@ PLAUSIBLE_SIGNS = set("€ºª¿¡·«»‘’“”–—…°±²³µ×÷§©�
 BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
 _MULTIBYTE_UTF8 = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
 _MID_BOM = re.compile("\n\ufeff(?=[^\n])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 and C1 controls (not \t \n \r)
+_C0_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)  # in Unicode text, C1 (U+0085 NEL) is legitimate
 
 
 @dataclass
@@ -264,10 +267,10 @@ def _declared_single_byte(path: Path, data: bytes, declared: str, universal: boo
 
 def _with_control_lines(decoded: Decoded) -> Decoded:
     """Mark the lines that hold control characters (NUL, escape sequences, ...): binary junk, not text."""
-    if not _CONTROL.search(decoded.text):
+    if not _C0_CONTROL.search(decoded.text):
         return decoded
     for i, line in enumerate(decoded.text.split("\n")):
-        m = _CONTROL.search(line)
+        m = _C0_CONTROL.search(line)
         if m and i not in decoded.bad_lines:
             decoded.bad_lines[i] = (
                 f"encoding: line {i + 1} holds a control character ({m.group()!r} at column {m.start() + 1}), not text"
