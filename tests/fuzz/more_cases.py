@@ -588,21 +588,22 @@ def all_more_cases() -> list[Case]:
 
 
 def big_cases(lines_total: int = 1_000_000) -> list[Case]:
-    """One invoice file of `lines_total` records (about 60 MB), every 1,000th one broken in a known way."""
+    """One invoice file of `lines_total` records (about 60 MB) written as `make_corpus.invoice_rows`
+    writes them (invoice i: customer C{i % 7}, amount i * 3 + (i % 100) / 100), every 1,000th one with
+    an impossible date."""
 
     def build(folder: Path) -> None:
         with open(folder / "facturas.csv", "w", encoding="cp1252", newline="") as fh:
             fh.write(";".join(INVOICE_HEADER) + "\n")
             for i in range(1, lines_total + 1):
-                if i % 1000 == 0:
-                    fh.write(f"F{i}-1;C{i % 97};31/02/2026;Café molido;1;{i % 500},50;\n")  # invalid date
-                else:
-                    fh.write(f"F{i}-1;C{i % 97};{i % 28 + 1:02d}/10/2026;Café molido;1;{i % 500},50;\n")
+                day = "31/02/2026" if i % 1000 == 0 else f"{i % 28 + 1:02d}/10/2026"
+                fh.write(f"F{i}-1;C{i % 7};{day};Café molido;1;{i * 3},{i % 100:02d};\n")
 
     bad = lines_total // 1000
+    last_good = lines_total - 1
     return [
         Case("csv_one_million_lines", "huge", spec(INVOICE_CSV), "ingest", build=build, records=lines_total,
              staged=lines_total - bad, rejected={1000: "invalid_date", lines_total: "invalid_date"},
-             values={1: {"source_id": "F1-1", "date": "2026-10-02", "amount": "1.5"},
-                     999_999 if lines_total >= 999_999 else 999: {"amount": "499.5"}})
+             values={1: {"source_id": "F1-1", "party_id": "C1", "date": "2026-10-02", "amount": "3.01"},
+                     last_good: {"party_id": f"C{last_good % 7}", "amount": repr(last_good * 3 + (last_good % 100) / 100)}})
     ]  # fmt: skip
