@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import config
 from helpers.config import SourceSpec, expand_env
 from helpers.errors import ConfigError, SourceError
 
@@ -172,6 +173,7 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     if not text.strip():
         raise SourceError(f"{path}: the file is empty; expected a header row and records")
     lines = io.StringIO(text, newline="").readlines()  # physical lines, to re-read a record a quote ran over
+    lines, skipped = _csv_layout(lines, spec, path)
     reader = csv.reader(lines, delimiter=spec.delimiter)
     try:
         header = next(reader)
@@ -184,7 +186,7 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     bad_rows: list[int] = []
     bad_values: list[str] = []
     bad_reasons: list[str] = []
-    n = 0
+    n = skipped  # rows skipped after the header keep their numbers: row n is line header + n
     start = reader.line_num  # lines consumed before the current record
     n_lines = len(lines)
     plain = '"' not in text and "\x00" not in text
@@ -282,6 +284,76 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     return RawRecords(records, malformed, encoding, header)
 
 
+def _has_layout(spec: SourceSpec) -> bool:
+    return bool(spec.header_row or spec.find_header or spec.skip_rows or spec.footer_rows)
+
+
+def _holds_header(cells: list[object], wanted: list[str]) -> bool:
+    names = {str(c).strip().lstrip("\ufeff").casefold() for c in cells if c is not None and not pd.isna(c)}
+    return all(str(w).strip().casefold() in names for w in wanted)
+
+
+def _header_index(rows: list[list[object]], spec: SourceSpec, path: Path, unit: str) -> int:
+    """0-based position of the header among `rows` (`header_row`, or the first row holding every
+    `find_header` name)."""
+    if spec.find_header:
+        for i, cells in enumerate(rows[: config.FIND_HEADER_ROWS]):
+            if _holds_header(cells, spec.find_header):
+                return i
+        raise SourceError(
+            f"{path}: no {unit} among the first {config.FIND_HEADER_ROWS} holds all of {spec.find_header} "
+            f"(sources.{spec.name}.find_header); check the names or set `header_row`"
+        )
+    h = (spec.header_row or 1) - 1
+    if h >= len(rows):
+        raise SourceError(
+            f"{path}: header_row {spec.header_row} is past the end ({len(rows)} {unit}s) "
+            f"(sources.{spec.name}.header_row)"
+        )
+    return h
+
+
+def _csv_layout(lines: list[str], spec: SourceSpec, path: Path) -> tuple[list[str], int]:
+    """The lines from the header on, without `skip_rows` lines after it and `footer_rows` lines at the end
+    (trailing blank lines aside); and how many lines were skipped after the header."""
+    if not _has_layout(spec):
+        return lines, 0
+    h = _header_index(
+        [next(csv.reader([line], delimiter=spec.delimiter), []) for line in lines[: config.FIND_HEADER_ROWS]]
+        if spec.find_header
+        else lines,
+        spec,
+        path,
+        "line",
+    )
+    end = len(lines)
+    while end > h + 1 and not lines[end - 1].strip():
+        end -= 1
+    end = max(end - spec.footer_rows, h + 1)
+    skip = min(spec.skip_rows, end - h - 1)
+    return [lines[h], *lines[h + 1 + skip : end]], skip
+
+
+def _excel_layout(frame: pd.DataFrame, spec: SourceSpec, path: Path) -> pd.DataFrame:
+    """A sheet read without a header, cut to its header row, records and footer: the header row's
+    cells become the column names and the index counts rows from the header (0 = the first below)."""
+    rows = (
+        frame.iloc[: config.FIND_HEADER_ROWS].to_numpy(dtype=object).tolist()
+        if spec.find_header
+        else frame.index
+    )
+    h = _header_index(rows, spec, path, "row")
+    header = ["" if pd.isna(v) else v for v in frame.iloc[h].tolist()]
+    body = frame.iloc[h + 1 :]
+    filled = np.flatnonzero(body.notna().any(axis=1).to_numpy())
+    end = (filled[-1] + 1) if len(filled) else 0
+    end = max(end - spec.footer_rows, 0)
+    body = body.iloc[min(spec.skip_rows, end) : end].copy()
+    body.columns = header
+    body.index = body.index - h - 1
+    return body
+
+
 def _one_line(line: str, delimiter: str) -> list[str] | None:
     """The fields of one physical line read alone; None when a quoted field on it is not closed."""
     if _unterminated([line], delimiter):
@@ -350,9 +422,11 @@ def read_excel(path: Path, spec: SourceSpec, engine: str | None = None) -> RawRe
                 f"{len(book.sheet_names)} sheet(s) {book.sheet_names} (set `sheet`)"
             )
         try:
-            frame = book.parse(sheet_name=sheet, dtype=object, header=0)
+            frame = book.parse(sheet_name=sheet, dtype=object, header=None if _has_layout(spec) else 0)
         except Exception as exc:  # a damaged sheet inside a readable workbook
             raise SourceError(f"{path}: cannot read sheet {sheet!r}: {exc}") from None
+    if _has_layout(spec):
+        frame = _excel_layout(frame, spec, path)
     if engine == "calamine":
         for i in range(frame.shape[1]):
             values = frame.iloc[:, i].to_numpy(dtype=object)
