@@ -927,9 +927,18 @@ def save_results(results: dict[str, IngestResult], processed: Path, store_path: 
     }
 
 
+def empty_staged(kind: str) -> pd.DataFrame:
+    """A staged table of `kind` with no records: its columns and dtypes, for a kind no source has."""
+    return _typed(pd.DataFrame({c: pd.Series(dtype=object) for c in schema.staged_columns(kind)}), kind)
+
+
 def load_staged(processed: Path, period: str, specs: dict[str, SourceSpec], kind: str) -> pd.DataFrame:
-    """All staged records of one kind for a period, concatenated (for the later stages)."""
+    """All staged records of one kind for a period, concatenated (for the later stages); an empty
+    table with the staged schema when no source of that kind is declared (every kind but a party
+    source is optional)."""
     base = Path(processed) / period / "staged"
+    if not any(spec.kind == kind for spec in specs.values()):
+        return empty_staged(kind)
     frames = [
         pd.read_parquet(base / f"{name}.parquet")
         for name, spec in specs.items()
