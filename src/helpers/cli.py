@@ -103,19 +103,14 @@ def cmd_period(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from helpers.config import load_settings, load_sources
+    """Validate every params file, open every source, preview its first rows and what would be
+    rejected, and say which sections will be empty; exit 1 on any error."""
+    from helpers import checks
+    from helpers.config import load_sources
 
-    settings = load_settings()
-    sources = load_sources()
-    missing = [
-        s.location(settings.path("raw"))
-        for s in sources.values()
-        if s.path and not (settings.path("raw") / s.path).exists()
-    ]
-    print(f"params/default.yaml and params/sources.yaml are valid: {len(sources)} sources")
-    for path in missing:
-        print(f"  missing input: {path}")
-    return 1 if missing else 0
+    report = checks.run_check(sources_only=args.source or None)
+    checks.print_report(report, load_sources(), rows=args.rows)
+    return 1 if report.errors else 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -203,7 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("period", help="print the period a run would use")
     p.set_defaults(func=cmd_period)
 
-    p = sub.add_parser("check", help="validate params/ and list missing input files")
+    p = sub.add_parser(
+        "check",
+        help="validate params/, open every source, preview its first rows mapped and standardised, the share "
+        "of values that would be rejected, empty sections and offers (exit 1 on any error)",
+    )
+    p.add_argument("--source", action="append", help="only this source (repeatable)")
+    p.add_argument("--rows", type=int, default=5, help="records shown per source (default 5)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(

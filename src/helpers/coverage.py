@@ -73,7 +73,14 @@ def absent(sources: Mapping[str, SourceSpec]) -> list[tuple[str, str]]:
     what to add. Interaction types are listed only when some interactions exist."""
     have = declared_kinds(sources)
     out = []
-    for kind in ("transaction", "interaction", *INTERACTION_TYPES, "campaign_contact", "opportunity", "product"):
+    for kind in (
+        "transaction",
+        "interaction",
+        *INTERACTION_TYPES,
+        "campaign_contact",
+        "opportunity",
+        "product",
+    ):
         if kind in have:
             continue
         if kind in INTERACTION_TYPES and "interaction" not in have:
