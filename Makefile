@@ -9,6 +9,11 @@ SCV := $(BIN)/scv
 UV_VERSION := 0.13.8
 PERIOD ?=
 STAGE ?=
+# PARAMS=params/companies/harbour runs another company's parameters (and its generated sample)
+PARAMS ?=
+ifneq ($(PARAMS),)
+export SCV_PARAMS := $(PARAMS)
+endif
 AUDIENCE ?=
 SCALE ?= quick
 period_arg = $(if $(PERIOD),--period $(PERIOD),)
@@ -18,7 +23,8 @@ stage_arg = $(if $(STAGE),--stage $(STAGE),)
 .PHONY: help
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[1m%-8s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
-	@echo "  Variables: PERIOD=YYYY-MM (default: last complete month in the data), STAGE=name, SCALE=quick|100k|1m"
+	@echo "  Variables: PERIOD=YYYY-MM (default: last complete month in the data), STAGE=name, SCALE=quick|100k|1m,"
+	@echo "             PARAMS=params/companies/harbour (another company's parameters and sample)"
 
 # System libraries for the PDF reports (WeasyPrint needs pango; tests read PDFs with poppler's pdftotext).
 SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils

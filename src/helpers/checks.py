@@ -121,7 +121,7 @@ def _section_validators() -> dict[str, Callable[[Settings], Any]]:
 def validate_sections(settings: Settings, report: CheckReport | None = None) -> CheckReport:
     """Every stage section of params/default.yaml through its model; findings name the key."""
     report = report or CheckReport()
-    path = settings.root / "params" / "default.yaml"
+    path = settings.params_file("default.yaml")
     for section, validate in _section_validators().items():
         try:
             validate(settings)
@@ -149,13 +149,13 @@ def validate_rule_and_offer_files(settings: Settings, report: CheckReport) -> li
     offers: list = []
     try:
         ss = segments.segments_settings(settings)
-        path = settings.root / "params" / ss.nbo.offers_file
+        path = settings.params_file(ss.nbo.offers_file)
         if path.exists():
             offers = segments.load_offers(path)
         else:
             report.add(
                 "warning",
-                f"params/{ss.nbo.offers_file}",
+                _rel(path, settings),
                 "absent: no offer catalogue, so no next best offers from it (segments.nbo.offers_file)",
             )
     except (ConfigError, ValidationError, ValueError) as exc:
@@ -209,7 +209,7 @@ def preview_source(spec: SourceSpec, settings: Settings, report: CheckReport, tm
     t0 = time.perf_counter()
     out = SourcePreview(spec.name)
     raw_dir = settings.path("raw")
-    where = f"params/sources.yaml: sources.{spec.name}"
+    where = f"{_rel(settings.params_file('sources.yaml'), settings)}: sources.{spec.name}"
     if spec.format == "sql":
         limited = f"SELECT * FROM ({spec.query}) AS scv_check LIMIT {PREVIEW_ROWS}"
         spec_read, dir_read, cut = spec.model_copy(update={"query": limited}), raw_dir, True

@@ -32,10 +32,12 @@ def raw_is_empty(raw: Path) -> bool:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from helpers import sample_data
+    from helpers import sample_data, sample_harbour
     from helpers.config import load_settings
 
     settings = load_settings(overrides=_overrides(args.param))
+    company = args.company or settings.sample.company
+    generator = {"default": sample_data, "harbour": sample_harbour}[company]
     raw = Path(args.raw) if args.raw else settings.path("raw")
     truth = Path(args.truth) if args.truth else settings.path("truth")
     if args.if_empty and not raw_is_empty(raw):
@@ -43,16 +45,23 @@ def cmd_sample(args: argparse.Namespace) -> int:
         return 0
     customers = settings.sample.customers
     if args.records:
+        if company != "default":
+            raise ScvError("--records sizes the default sample company only; use --customers")
         customers = sample_data.customers_for_records(args.records)
     elif args.customers:
         customers = args.customers
+    if company != settings.sample.company:
+        print(
+            f"note: params say sample.company {settings.sample.company!r}; generating {company!r} into {raw} "
+            f"(run it with the company's parameters, e.g. `make report PARAMS=params/companies/{company}`)"
+        )
     print(
-        f"generating the sample company: {customers} customers, {settings.sample.months} months "
+        f"generating the sample company {company!r}: {customers} customers, {settings.sample.months} months "
         f"to {settings.sample.end_date}, seed {settings.sample.seed} -> {raw}",
         flush=True,
     )
     t0 = time.perf_counter()
-    summary = sample_data.generate(
+    summary = generator.generate(
         raw,
         truth,
         customers=customers,
@@ -162,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--customers", type=int, help="number of real customers (default: sample.customers)")
     size.add_argument("--records", type=int, help="aim for about this many raw source records in total")
     p.add_argument("--if-empty", action="store_true", help="do nothing when data/raw/ already holds sources")
+    p.add_argument(
+        "--company",
+        choices=["default", "harbour"],
+        help="which sample company (default: sample.company in params): default = the Spanish retailer, "
+        "harbour = a British homeware shop with other exports (params in params/companies/harbour)",
+    )
     p.add_argument("--raw", help="output folder for the raw sources (default: paths.raw)")
     p.add_argument("--truth", help="output folder for the ground truth (default: paths.truth)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")

@@ -36,7 +36,14 @@ class Paths(Strict):
     store: Path = Path("data/processed/scv.duckdb")
 
 
+#: The generated sample companies (`scv sample --company NAME`; sample.company in params).
+SAMPLE_COMPANIES = ("default", "harbour")
+
+
 class SampleSettings(Strict):
+    # default: the Spanish retailer (helpers.sample_data); harbour: a British homeware shop with other
+    # exports (helpers.sample_harbour), run with PARAMS=params/companies/harbour
+    company: Literal["default", "harbour"] = "default"
     seed: int = 42
     customers: int = Field(5000, ge=10)
     months: int = Field(24, ge=3, le=120)
@@ -102,6 +109,12 @@ class Settings(Strict):
     reports: dict[str, Any] = Field(default_factory=dict)
 
     root: Path = Path(".")
+    params: Path = Path("params")  # the folder these parameters were read from (PARAMS / SCV_PARAMS)
+
+    def params_file(self, name: str) -> Path:
+        """A file of the parameter folder in use (params/, or the one SCV_PARAMS names)."""
+        folder = self.params if self.params.is_absolute() else self.root / self.params
+        return folder / name
 
     def path(self, name: str) -> Path:
         """An absolute path from the `paths:` section."""
@@ -359,6 +372,19 @@ def project_root(start: Path | None = None) -> Path:
     raise ConfigError(f"cannot find the project root (a folder with params/default.yaml) from {here}")
 
 
+def params_folder(root: Path) -> Path:
+    """The parameter folder: $SCV_PARAMS (relative to the project root; `make report PARAMS=...` sets
+    it) when set, else params/."""
+    env = os.environ.get("SCV_PARAMS")
+    if env:
+        folder = Path(env)
+        folder = folder if folder.is_absolute() else root / folder
+        if not (folder / "default.yaml").exists():
+            raise ConfigError(f"SCV_PARAMS={env}: no default.yaml in {folder}")
+        return folder
+    return root / "params"
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path}: file not found")
@@ -384,6 +410,27 @@ def explain_validation_error(path: Path, exc: ValidationError, prefix: str = "")
     return ConfigError(f"{path}: invalid parameters\n" + "\n".join(lines))
 
 
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _inherited(path: Path, data: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """`inherit: ../../default.yaml` at the top of a default.yaml: that file's settings, with this
+    file's on top (mappings merged key by key, everything else replaced)."""
+    base = data.pop("inherit", None)
+    if base is None:
+        return data
+    if depth > 5:
+        raise ConfigError(f"{path}: inherit: too many levels (a loop?)")
+    base_path = (path.parent / str(base)).resolve()
+    if not base_path.exists():
+        raise ConfigError(f"{path}: inherit: {base!r} not found (a path relative to {path.parent})")
+    return _merged(_inherited(base_path, _read_yaml(base_path), depth + 1), data)
+
+
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node = data
     *parents, last = dotted.split(".")
@@ -397,14 +444,14 @@ def load_settings(
 ) -> Settings:
     """Load and validate params/default.yaml; `overrides` are dotted keys (``{"period": "2026-09"}``)."""
     root = root or project_root()
-    params = Path(params_dir) if params_dir else root / "params"
+    params = Path(params_dir) if params_dir else params_folder(root)
     path = params / "default.yaml"
-    data = _read_yaml(path)
+    data = _inherited(path, _read_yaml(path))
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
     try:
-        return Settings(**data, root=root)
+        return Settings(**data, root=root, params=params)
     except ValidationError as exc:
         raise explain_validation_error(path, exc) from None
 
@@ -412,7 +459,7 @@ def load_settings(
 def load_sources(params_dir: Path | str | None = None, root: Path | None = None) -> dict[str, SourceSpec]:
     """Load and validate params/sources.yaml into {name: SourceSpec}."""
     root = root or project_root()
-    params = Path(params_dir) if params_dir else root / "params"
+    params = Path(params_dir) if params_dir else params_folder(root)
     path = params / "sources.yaml"
     data = _read_yaml(path)
     unknown = set(data) - {"sources"}
@@ -455,7 +502,7 @@ def expand_env(text: str, extra: dict[str, str] | None = None) -> str:
 def fingerprint(settings: Settings, sources: dict[str, SourceSpec]) -> str:
     """sha256 of the parameters that shape a run (for the manifest); paths are not part of it."""
     payload = {
-        "settings": settings.model_dump(mode="json", exclude={"root", "paths", "period"}),
+        "settings": settings.model_dump(mode="json", exclude={"root", "paths", "period", "params"}),
         "sources": {n: s.model_dump(mode="json") for n, s in sorted(sources.items())},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
