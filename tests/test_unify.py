@@ -541,6 +541,31 @@ def test_blocking_pairs_and_oversized_blocks():
     )
 
 
+@pytest.mark.parametrize("party_type", [None, "company"])
+def test_default_settings_link_records_without_person_names(party_type):
+    """Organisations only (or no names at all): the name passes are skipped with a note, no IndexError."""
+    parties = pd.DataFrame(
+        {
+            "source": ["crm", "crm", "erp", "erp"],
+            "source_id": ["1", "2", "1", "2"],
+            "party_type": [party_type] * 4,
+            "full_name": ["Prados SL", "Talleres Ruiz SA", "Prados S.L.", "Talleres Ruiz"]
+            if party_type
+            else [None] * 4,
+            "email": ["info@prados.es", "ruiz@talleres.es", "info@prados.es", None],
+            "phone": ["+34910000001", None, None, "+34930000002"],
+        }
+    )
+    result = unify.link(parties, trust_ranks={"crm": 1, "erp": 2})
+    passes = result.blocking.set_index("pass")
+    assert passes.loc["sorted_given_surnames", "note"] == "skipped: no record has a value for given_sort"
+    assert passes.loc["sorted_given_surnames", "pairs"] == 0
+    assert passes.loc["email", "note"] == "" and passes.loc["email", "pairs"] == 1
+    if party_type is None:
+        assert passes.loc["sorted_surnames_given", "note"].startswith("skipped")
+    assert len(result.crosswalk) == 4
+
+
 def test_term_frequency_garcia_counts_less_than_ybarra(company_result):
     model = company_result.model
     feats = pd.DataFrame({name: np.full(2, -1, dtype=np.int8) for name in model.labels})

@@ -507,11 +507,22 @@ class BlockingPassIndex(BaseIndexAlgorithm):
         self.spec, self.prepared, self.max_block_size = spec, prepared, max_block_size
         self.skipped_blocks = 0
         self.skipped_records = 0
+        self.note = ""
+
+    def missing_keys(self) -> list[str]:
+        """The pass's keys that no record has a value for (e.g. names in a file of organisations)."""
+        codes = self.prepared.codes
+        return [k for k in (*self.spec.keys, *self.spec.block_on) if not (codes[k].to_numpy() >= 0).any()]
 
     def pair_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate pairs as (lo, hi) record-id arrays with lo < hi."""
+        """Candidate pairs as (lo, hi) record-id arrays with lo < hi; none, with a note, when a key of
+        the pass has no value in any record."""
         codes = self.prepared.codes
         limit = self.spec.max_block_size or self.max_block_size
+        missing = self.missing_keys()
+        if missing:
+            self.note = f"skipped: no record has a value for {', '.join(missing)}"
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         if self.spec.method == "exact":
             key = _combined_key(codes, list(self.spec.keys))
             a, b, self.skipped_blocks, self.skipped_records = _pairs_within_blocks(key, limit)
@@ -605,10 +616,12 @@ def block(prepared: PreparedRecords, settings: UnifySettings) -> tuple[np.ndarra
                 "skipped_blocks": alg.skipped_blocks,
                 "skipped_records": alg.skipped_records,
                 "seconds": round(time.perf_counter() - start, 3),
+                "note": alg.note,
             }
         )
     table = pd.DataFrame(
-        rows, columns=["pass", "keys", "method", "pairs", "skipped_blocks", "skipped_records", "seconds"]
+        rows,
+        columns=["pass", "keys", "method", "pairs", "skipped_blocks", "skipped_records", "seconds", "note"],
     )
     if not codes:
         return np.empty(0, np.int64), np.empty(0, np.int64), table
