@@ -141,11 +141,14 @@ def validate_rule_and_offer_files(settings: Settings, report: CheckReport) -> li
     try:
         qs = quality.QualitySettings.from_settings(settings)
         quality.load_rules(qs.resolve(settings.root, "rules"))
+    except (ConfigError, ValidationError, ValueError) as exc:
+        report.add("error", "quality.rules (params/quality_rules.yaml)", str(exc))
+    try:
         reference = qs.resolve(settings.root, "postcode_reference")
         if reference:
             quality.load_postcode_reference(reference)
-    except (ConfigError, ValidationError, ValueError) as exc:
-        report.add("error", "params/quality_rules.yaml", str(exc))
+    except (ConfigError, ValidationError, ValueError, UnboundLocalError) as exc:
+        report.add("error", "quality.postcode_reference", f"{exc}; fix the path, or set it to null")
     offers: list = []
     try:
         ss = segments.segments_settings(settings)

@@ -122,6 +122,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Draft a commented sources.yaml from a folder of exports."""
+    from helpers import scaffold
+    from helpers.config import params_folder, project_root
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ScvError(f"{folder} is not a folder; give the folder that holds your exports (e.g. data/raw)")
+    output = Path(args.output) if args.output else params_folder(project_root()) / "sources.yaml"
+    if output.exists() and not args.force:
+        raise ScvError(f"{output} exists; use --output another.yaml, or --force to overwrite it")
+    drafts = scaffold.draft_folder(folder)
+    if not drafts:
+        raise ScvError(f"no csv, excel, json, jsonl or parquet file under {folder}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(scaffold.render_yaml(drafts, folder), encoding="utf-8")
+    todo = sum(len(d.todo) for d in drafts)
+    for d in drafts:
+        print(f"  {d.name}: {d.kind} from {d.path} ({len(d.columns)} columns mapped, {len(d.todo)} TODO)")
+    print(f"wrote {output}: {len(drafts)} sources, {todo} TODO to decide; edit it, then run `scv check`")
+    return 0
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
     """Erase a person from processed data and the store, and keep them out of later runs."""
     from helpers import privacy_ops
@@ -221,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", help="only this source (repeatable)")
     p.add_argument("--rows", type=int, default=5, help="records shown per source (default 5)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("init", help="draft a commented params/sources.yaml from a folder of exports")
+    p.add_argument("folder", help="the folder holding the exports (e.g. data/raw)")
+    p.add_argument("--output", help="where to write it (default: sources.yaml of the parameter folder)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser(
         "erase",

@@ -71,7 +71,9 @@ def _vat(rng: np.random.Generator) -> str:
 
 
 def _postcode(rng: np.random.Generator, outwards: list[str]) -> str:
-    return f"{rng.choice(outwards)} {rng.integers(0, 10)}{rng.choice(list(LETTERS))}{rng.choice(list(LETTERS))}"
+    return (
+        f"{rng.choice(outwards)} {rng.integers(0, 10)}{rng.choice(list(LETTERS))}{rng.choice(list(LETTERS))}"
+    )
 
 
 def _phone(rng: np.random.Generator, irish: bool = False) -> tuple[str, str]:
@@ -85,7 +87,9 @@ def _phone(rng: np.random.Generator, irish: bool = False) -> tuple[str, str]:
             region = "IE"
         else:
             national = f"07{rng.choice([4, 5, 7, 8, 9])}{rng.integers(10_000_000, 99_999_999)}"
-            typed = rng.choice([f"{national[:5]} {national[5:]}", f"+44 {national[1:5]} {national[5:]}", national])
+            typed = rng.choice(
+                [f"{national[:5]} {national[5:]}", f"+44 {national[1:5]} {national[5:]}", national]
+            )
             region = "GB"
         parsed = phonenumbers.parse(national, region)
         if phonenumbers.is_valid_number(parsed):
@@ -103,7 +107,11 @@ def _people(rng: np.random.Generator, n: int) -> pd.DataFrame:
         typed_phone, phone = _phone(rng, irish)
         local = f"{forename}.{surname}".lower().replace("'", "")
         domain = rng.choice(["gmail.com", "outlook.com", "btinternet.com", "yahoo.co.uk"])
-        name = f"{surname} {rng.choice(['Interiors', 'Hospitality', '& Sons', 'Design'])} Ltd" if company else None
+        name = (
+            f"{surname} {rng.choice(['Interiors', 'Hospitality', '& Sons', 'Design'])} Ltd"
+            if company
+            else None
+        )
         rows.append(
             {
                 "person_id": f"H{i + 1:05d}",
@@ -132,7 +140,12 @@ def _people(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 def _monthly_factor(trajectory: str, m: int, months: int) -> float:
     x = m / max(months - 1, 1)
-    return {"advancing": 0.4 + 1.2 * x, "stagnating": 1.0, "regressing": 1.5 - 1.2 * x, "churned": 1.4 if x < 0.55 else 0.0}[trajectory]
+    return {
+        "advancing": 0.4 + 1.2 * x,
+        "stagnating": 1.0,
+        "regressing": 1.5 - 1.2 * x,
+        "churned": 1.4 if x < 0.55 else 0.0,
+    }[trajectory]
 
 
 def generate(
@@ -200,10 +213,14 @@ def generate(
             month_start = start + pd.DateOffset(months=m)
             lam = person.rate * _monthly_factor(person.trajectory, m, months) * 0.5
             for _ in range(rng.poisson(lam)):
-                day = month_start + pd.Timedelta(days=int(rng.integers(0, 28)), hours=int(rng.integers(8, 21)))
+                day = month_start + pd.Timedelta(
+                    days=int(rng.integers(0, 28)), hours=int(rng.integers(8, 21))
+                )
                 if day >= end:
                     continue
-                lines = [catalogue[k] for k in rng.choice(len(catalogue), size=rng.integers(1, 4), replace=False)]
+                lines = [
+                    catalogue[k] for k in rng.choice(len(catalogue), size=rng.integers(1, 4), replace=False)
+                ]
                 via_erp = person.erp and (not person.web or rng.random() < 0.5)
                 if via_erp:
                     _invoice(inv_rows, rng, acc_of[person.person_id], day, lines, end)
@@ -219,7 +236,15 @@ def generate(
     web = pd.DataFrame(web_rows)
     dup = int(rng.integers(0, len(web)))
     web = pd.concat([web.iloc[: dup + 1], web.iloc[[dup]], web.iloc[dup + 1 :]], ignore_index=True)
-    defects.append({"source": "web_orders", "row_number": dup + 2, "column": "*", "defect_class": "duplicate_row", "value": ""})
+    defects.append(
+        {
+            "source": "web_orders",
+            "row_number": dup + 2,
+            "column": "*",
+            "defect_class": "duplicate_row",
+            "value": "",
+        }
+    )
     web.to_csv(raw_dir / "web" / "order_lines.csv", index=False, encoding="utf-8")
     files["web/order_lines.csv"] = len(web)
     records += [{"source": "web_customers", "source_id": w, "person_id": p} for p, w in web_of.items()]
@@ -248,11 +273,14 @@ def generate(
         defects.append({"source": "helpdesk_tickets", "row_number": i + 1, "column": "satisfaction",
                         "defect_class": "out_of_range", "value": "9"})  # fmt: skip
     (raw_dir / "helpdesk" / "tickets.json").write_text(
-        json.dumps({"exported": end.isoformat(), "tickets": tickets}, ensure_ascii=False, indent=1), encoding="utf-8"
+        json.dumps({"exported": end.isoformat(), "tickets": tickets}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
     )
     files["helpdesk/tickets.json"] = len(tickets)
     requesters = {t["requester"]["id"]: "H" + t["requester"]["id"][4:] for t in tickets}
-    records += [{"source": "helpdesk_requesters", "source_id": r, "person_id": p} for r, p in requesters.items()]
+    records += [
+        {"source": "helpdesk_requesters", "source_id": r, "person_id": p} for r, p in requesters.items()
+    ]
 
     pd.DataFrame(records).to_csv(truth_dir / "records.csv", index=False)
     people[["person_id", "kind", "forename", "surname", "company_name", "email", "trajectory"]].to_csv(
@@ -269,7 +297,9 @@ def generate(
     }
 
 
-def _invoice(rows: list, rng: np.random.Generator, account: str, day: pd.Timestamp, lines, end: pd.Timestamp) -> None:
+def _invoice(
+    rows: list, rng: np.random.Generator, account: str, day: pd.Timestamp, lines, end: pd.Timestamp
+) -> None:
     number = f"INV{len(rows) + 700001}"
     due = day + pd.Timedelta(days=30)
     late = rng.choice([0, 0, 0, 5, 20, 45, 75])
