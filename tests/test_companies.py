@@ -130,7 +130,7 @@ def test_harbour_linkage_and_extra_columns(harbour):
     accuracy = next(s["stats"] for s in manifest["stages"] if s["stage"] == "unify")["accuracy"]
     assert accuracy["pair_precision"] >= 0.98 and accuracy["pair_recall"] >= 0.8, accuracy
     con = duckdb.connect(str(root / "data" / "processed_harbour" / "scv.duckdb"), read_only=True)
-    extras = con.sql("select column, count(*) from source_extra_columns group by 1 order by 1").fetchall()
+    extras = con.sql("select field, count(*) from source_extra_columns group by 1 order by 1").fetchall()
     con.close()
     assert dict(extras).keys() == {"credit_limit", "segment"}
 

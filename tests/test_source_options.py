@@ -223,7 +223,7 @@ def test_value_maps_ranges_and_extra_columns(tmp_path):
     assert staged["consent_email"].tolist() == [True, False, True]
     assert staged["payment_method"].tolist() == ["card", "card", "cash"]
     extras = result.extras
-    assert extras[["source_id", "column", "value"]].values.tolist() == [
+    assert extras[["source_id", "field", "value"]].values.tolist() == [
         ["1", "credit_limit", "1000"],
         ["3", "credit_limit", "250"],
     ]

@@ -62,7 +62,7 @@ class IngestResult:
     rows_rejected: int
     placeholders: pd.DataFrame  # (column, count): values recognised as placeholders and nulled
     rows_filtered: int = 0  # rows the source's `row_filter` leaves out (not records of this source)
-    #: the source's `extra_columns` of each staged record: record_id, source_id, column, value (text)
+    #: the source's `extra_columns` of each staged record: record_id, source_id, field, value (text)
     extras: pd.DataFrame | None = None
 
     @property
@@ -89,7 +89,7 @@ def _empty_rejects(columns: list[str] = REJECT_COLUMNS) -> pd.DataFrame:
 
 #: The store table of the sources' `extra_columns` (long: one row per record and extra column).
 EXTRA_COLUMNS_TABLE = "source_extra_columns"
-EXTRA_COLUMNS = ["source", "record_id", "source_id", "column", "value"]
+EXTRA_COLUMNS = ["source", "record_id", "source_id", "field", "value"]
 
 
 @dataclass
@@ -781,7 +781,7 @@ def ingest_source(
 
 
 def _extra_values(mapped: Mapped, raw: RawRecords, staged: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
-    """The `extra_columns` of the staged records, long: record_id, source_id, column, value (text)."""
+    """The `extra_columns` of the staged records, long: record_id, source_id, field, value (text)."""
     if mapped.extras is None or not len(staged):
         return pd.DataFrame({c: pd.Series(dtype="string") for c in EXTRA_COLUMNS})
     extras = mapped.extras.copy()
@@ -798,7 +798,7 @@ def _extra_values(mapped: Mapped, raw: RawRecords, staged: pd.DataFrame, spec: S
     staged_keys["source_id"] = staged["source_id"].to_numpy()
     kept = staged_keys.merge(extras, on=on, how="left")
     long = kept.melt(
-        id_vars=["record_id", "source_id"], value_vars=list(spec.extra_columns), var_name="column"
+        id_vars=["record_id", "source_id"], value_vars=list(spec.extra_columns), var_name="field"
     )
     long["value"] = std.text(long["value"]).value
     long = long[long["value"].notna()]

@@ -234,7 +234,7 @@ def generate(
     invoices.to_csv(raw_dir / "erp" / "invoice_lines.csv", sep=";", index=False, encoding="utf-8")
     files["erp/invoice_lines.csv"] = len(invoices)
     web = pd.DataFrame(web_rows)
-    dup = int(rng.integers(0, len(web)))
+    dup = int(rng.choice(np.flatnonzero(web["Status"].to_numpy() == "Completed")))  # a line that is kept
     web = pd.concat([web.iloc[: dup + 1], web.iloc[[dup]], web.iloc[dup + 1 :]], ignore_index=True)
     defects.append(
         {
