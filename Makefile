@@ -109,3 +109,5 @@ clean:
 	rm -rf data/processed/* reports/* .pytest_cache benchmarks/work
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	@if [ -f data/raw/.sample ]; then rm -rf data/raw/* data/raw/.sample data/sample_truth/*; echo "removed the generated sample company"; fi
+	rm -rf data/processed_harbour reports/harbour
+	@if [ -f data/raw_harbour/.sample ]; then rm -rf data/raw_harbour data/sample_truth_harbour; echo "removed the second sample company"; fi
