@@ -208,3 +208,13 @@ def test_cli_exit_codes_and_speed_on_the_default_sample(sample_project):
         original.write_text(saved)
         broken.unlink()
     assert bad.returncode == 1 and "importe_total" in bad.stdout and "Traceback" not in bad.stderr
+
+
+def test_scv_run_refuses_a_typo_in_a_stage_section_before_any_stage(tmp_path, monkeypatch, capsys):
+    from helpers.cli import main
+
+    root = company(tmp_path, default={"campaigns": {"bootstrapp": 100}})
+    monkeypatch.setenv("SCV_ROOT", str(root))
+    assert main(["run", "--period", "2026-10"]) == 2
+    err = capsys.readouterr().err
+    assert "campaigns.bootstrapp: unknown key" in err and not (root / "data" / "processed").exists()

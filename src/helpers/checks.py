@@ -30,7 +30,7 @@ from helpers.config import Settings, SourceSpec, explain_validation_error, load_
 from helpers.errors import ConfigError, ScvError
 
 #: Records read per source for the preview (the file's head; a larger file is cut there).
-PREVIEW_ROWS = 5000
+PREVIEW_ROWS = 2000
 #: Files above this size are cut to their first PREVIEW_ROWS lines before the preview parse.
 CUT_ABOVE_BYTES = 1 << 20
 #: A column whose values would be rejected in at least this share of the previewed records is an
@@ -335,14 +335,24 @@ def check_offers(offers: list, report: CheckReport, previews: dict[str, SourcePr
         )
 
 
+def _sections_in_child(root: str) -> list[tuple[str, str, str]]:
+    """validate_sections in a separate process (the stage modules' imports take seconds of one core;
+    the sources are previewed on the other meanwhile)."""
+    report = validate_sections(load_settings(root=Path(root)))
+    return [(f.level, f.where, f.message) for f in report.findings]
+
+
 def run_check(root: Path | None = None, *, sources_only: list[str] | None = None) -> CheckReport:
     """All the checks; parameter files that do not load at all raise ConfigError (nothing else can run)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     t0 = time.perf_counter()
     report = CheckReport()
     settings = load_settings(root=root)
     sources = load_sources(root=settings.root)
-    validate_sections(settings, report)
-    offers = validate_rule_and_offer_files(settings, report)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    sections = pool.submit(_sections_in_child, str(settings.root))
     tmp = Path(tempfile.mkdtemp(prefix="scv-check-"))
     try:
         for name, spec in sources.items():
@@ -351,6 +361,14 @@ def run_check(root: Path | None = None, *, sources_only: list[str] | None = None
             report.previews[name] = preview_source(spec, settings, report, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for level, where, message in sections.result():
+            report.add(level, where, message)
+    except Exception:  # no second process here: validate in this one
+        validate_sections(settings, report)
+    finally:
+        pool.shutdown()
+    offers = validate_rule_and_offer_files(settings, report)
     for _kind, text in coverage.absent(sources):
         report.add("info", "data", text)
     check_offers(offers, report, report.previews, sources)

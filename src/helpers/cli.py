@@ -78,9 +78,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sections_valid(overrides: dict[str, Any]) -> None:
+    """Every stage section of params/default.yaml validated before the first stage starts: a typo in
+    `segments:` fails here in seconds, not after ingest and unify."""
+    from helpers import checks
+    from helpers.config import load_settings
+
+    report = checks.validate_sections(load_settings(overrides=overrides))
+    if report.errors:
+        raise ScvError(
+            "invalid parameters (`scv check` tells everything):\n"
+            + "\n".join(f"  {f}" for f in report.errors)
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from helpers import pipeline
 
+    _sections_valid(_overrides(args.param))
     stages = args.stage or None
     manifest = pipeline.run(
         period=args.period,

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from helpers import config, expressions, schema
 from helpers import standardise as std
@@ -25,6 +24,8 @@ from helpers.errors import AccountingError, SourceError
 from helpers.readers import ITEM, ROW, ParsedFiles, RawRecords, parse_key, read_source
 
 if TYPE_CHECKING:
+    import pandera.pandas as pa
+
     from helpers.privacy_ops import Suppression
 
 REJECT_COLUMNS = ["source", "file", "row_number", "column", "value", "reason", "action"]
@@ -666,6 +667,7 @@ def _typed(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 def staged_schema(kind: str) -> pa.DataFrameSchema:
     """The pandera contract of a staged table: types, required fields present, unique record ids."""
+    import pandera.pandas as pa  # here, not at import: `scv check` and the stages start faster
     dtypes = {
         "str": "string",
         "date": "datetime64[ns]",
