@@ -668,6 +668,7 @@ def _typed(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
 def staged_schema(kind: str) -> pa.DataFrameSchema:
     """The pandera contract of a staged table: types, required fields present, unique record ids."""
     import pandera.pandas as pa  # here, not at import: `scv check` and the stages start faster
+
     dtypes = {
         "str": "string",
         "date": "datetime64[ns]",

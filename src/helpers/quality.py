@@ -89,7 +89,14 @@ FINDING_COLUMNS = [
 FRESHNESS_COLUMNS = ["source", "rule", "column", "newest", "age_days", "stale_days", "stale"]
 
 #: Reasons ingest gives besides the standardisers' own (helpers.standardise.REASONS).
-INGEST_REASONS: tuple[str, ...] = ("missing_required", "duplicate_row", "malformed_row", "negative_quantity")
+INGEST_REASONS: tuple[str, ...] = (
+    "missing_required",
+    "duplicate_row",
+    "malformed_row",
+    "negative_quantity",
+    "negative_amount",  # a source whose refunds policy makes negative amounts defects
+    "out_of_range",  # outside a source's declared `ranges`
+)
 #: Where a reject that no rule claims is counted.
 _DEFAULT_DIMENSION = {"missing_required": "completeness", "duplicate_row": "uniqueness"}
 #: Row-level reasons: the reject names no column ("*").
