@@ -236,15 +236,16 @@ def generate(
     web = pd.DataFrame(web_rows)
     dup = int(rng.choice(np.flatnonzero(web["Status"].to_numpy() == "Completed")))  # a line that is kept
     web = pd.concat([web.iloc[: dup + 1], web.iloc[[dup]], web.iloc[dup + 1 :]], ignore_index=True)
-    defects.append(
-        {
-            "source": "web_orders",
-            "row_number": dup + 2,
-            "column": "*",
-            "defect_class": "duplicate_row",
-            "value": "",
-        }
-    )
+    for source in ("web_orders", "web_customers"):  # both read the file: each quarantines the copy
+        defects.append(
+            {
+                "source": source,
+                "row_number": dup + 2,
+                "column": "*",
+                "defect_class": "duplicate_row",
+                "value": "",
+            }
+        )
     web.to_csv(raw_dir / "web" / "order_lines.csv", index=False, encoding="utf-8")
     files["web/order_lines.csv"] = len(web)
     records += [{"source": "web_customers", "source_id": w, "person_id": p} for p, w in web_of.items()]
