@@ -9,6 +9,11 @@ SCV := $(BIN)/scv
 UV_VERSION := 0.13.8
 PERIOD ?=
 STAGE ?=
+# PARAMS=params/companies/harbour runs another company's parameters (and its generated sample)
+PARAMS ?=
+ifneq ($(PARAMS),)
+export SCV_PARAMS := $(PARAMS)
+endif
 AUDIENCE ?=
 SCALE ?= quick
 period_arg = $(if $(PERIOD),--period $(PERIOD),)
@@ -24,7 +29,8 @@ stage_arg = $(if $(STAGE),--stage $(STAGE),)
 .PHONY: help
 help:
 	@awk '/^## /{doc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(doc){split($$1,t,":"); printf "  \033[1m%-8s\033[0m %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
-	@echo "  Variables: PERIOD=YYYY-MM (default: last complete month in the data), STAGE=name, SCALE=quick|100k|1m"
+	@echo "  Variables: PERIOD=YYYY-MM (default: last complete month in the data), STAGE=name, SCALE=quick|100k|1m,"
+	@echo "             PARAMS=params/companies/harbour (another company's parameters and sample)"
 
 # System libraries for the PDF reports (WeasyPrint needs pango; tests read PDFs with poppler's pdftotext).
 SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils
@@ -109,3 +115,5 @@ clean:
 	rm -rf data/processed/* reports/* .pytest_cache benchmarks/work
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	@if [ -f data/raw/.sample ]; then rm -rf data/raw/* data/raw/.sample data/sample_truth/*; echo "removed the generated sample company"; fi
+	rm -rf data/processed_harbour reports/harbour
+	@if [ -f data/raw_harbour/.sample ]; then rm -rf data/raw_harbour data/sample_truth_harbour; echo "removed the second sample company"; fi

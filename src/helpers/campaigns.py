@@ -97,6 +97,13 @@ CONTACT_POINT: dict[str, str] = {
 }
 
 CELL = ["campaign", "selection_group"]
+#: What the stage and the reports say when a company has no campaign data.
+NO_CONTACTS = (
+    "no campaign contacts: params/sources.yaml declares no campaign_contact source, or it staged no "
+    "rows this period. To measure campaigns, add the campaign lists as a campaign_contact source "
+    "(campaign, selection group, control flag, contact date, response); the next campaign's lists "
+    "below are still drawn, each with a random control group"
+)
 
 # --------------------------------------------------------------------------------------------------
 # Settings (defaults = the `campaigns:` section of params/default.yaml)
@@ -467,6 +474,76 @@ def _revenue_boot(rev_t: np.ndarray, rev_c: np.ndarray, B: int, rng: np.random.G
     return means(rev_t) - means(rev_c)
 
 
+#: The columns of `campaign_results` (one row per campaign × selection group), in order.
+RESULT_COLUMNS = [
+    "campaign",
+    "selection_group",
+    "channel",
+    "started_at",
+    "n_contacted",
+    "n_control",
+    "control_share",
+    "planned_control_share",
+    "srm_p",
+    "srm",
+    "contacts_made",
+    "contacted_share",
+    "responders_contacted",
+    "rate_contacted",
+    "rate_contacted_ci_low",
+    "rate_contacted_ci_high",
+    "responders_control",
+    "rate_control",
+    "rate_control_ci_low",
+    "rate_control_ci_high",
+    "uplift",
+    "uplift_ci_low",
+    "uplift_ci_high",
+    "test",
+    "p_value",
+    "significant",
+    "incremental_responses",
+    "incremental_responses_ci_low",
+    "incremental_responses_ci_high",
+    "revenue_contacted",
+    "revenue_control",
+    "incremental_revenue",
+    "incremental_revenue_ci_low",
+    "incremental_revenue_ci_high",
+    "cost",
+    "roi",
+    "roi_ci_low",
+    "roi_ci_high",
+    "cost_per_incremental_response",
+    "power",
+    "mde",
+    "underpowered",
+]
+
+_INT_COLUMNS = ("n_contacted", "n_control", "contacts_made", "responders_contacted", "responders_control", "strata",
+                "contacted_without_control")  # fmt: skip
+_BOOL_COLUMNS = ("significant", "srm", "underpowered", "underpowered_vs_baseline")
+_TEXT_COLUMNS = ("campaign", "selection_group", "channel", "test", "segment")
+
+
+def empty_table(columns: Sequence[str]) -> pd.DataFrame:
+    """A table with no rows but its columns and types (what a stage writes when there is no campaign
+    data: later periods append to the same schema)."""
+    dtypes = {}
+    for c in columns:
+        if c in _TEXT_COLUMNS:
+            dtypes[c] = "string"
+        elif c in _INT_COLUMNS:
+            dtypes[c] = "int64"
+        elif c in _BOOL_COLUMNS:
+            dtypes[c] = "bool"
+        elif c.endswith("_at"):
+            dtypes[c] = "datetime64[ns]"
+        else:
+            dtypes[c] = "float64"
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+
+
 def measure(contacts: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
     """The campaign results table: one row per campaign × selection group (table `campaign_results`).
 
@@ -530,8 +607,8 @@ def measure(contacts: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows)
-    if out.empty:
-        return out
+    if out.empty:  # no campaign data: the table with its columns, empty
+        return empty_table(RESULT_COLUMNS)
     out["rate_contacted_ci_low"], out["rate_contacted_ci_high"] = _wilson(
         out["responders_contacted"], out["n_contacted"], conf
     )
@@ -563,56 +640,32 @@ def measure(contacts: pd.DataFrame, settings: CampaignSettings) -> pd.DataFrame:
         pw["mde"].to_numpy(),
         pw["underpowered"].to_numpy(),
     )
-    order = [
-        "campaign",
-        "selection_group",
-        "channel",
-        "started_at",
-        "n_contacted",
-        "n_control",
-        "control_share",
-        "planned_control_share",
-        "srm_p",
-        "srm",
-        "contacts_made",
-        "contacted_share",
-        "responders_contacted",
-        "rate_contacted",
-        "rate_contacted_ci_low",
-        "rate_contacted_ci_high",
-        "responders_control",
-        "rate_control",
-        "rate_control_ci_low",
-        "rate_control_ci_high",
-        "uplift",
-        "uplift_ci_low",
-        "uplift_ci_high",
-        "test",
-        "p_value",
-        "significant",
-        "incremental_responses",
-        "incremental_responses_ci_low",
-        "incremental_responses_ci_high",
-        "revenue_contacted",
-        "revenue_control",
-        "incremental_revenue",
-        "incremental_revenue_ci_low",
-        "incremental_revenue_ci_high",
-        "cost",
-        "roi",
-        "roi_ci_low",
-        "roi_ci_high",
-        "cost_per_incremental_response",
-        "power",
-        "mde",
-        "underpowered",
-    ]
-    return out[order]
+    return out[RESULT_COLUMNS]
 
 
 # --------------------------------------------------------------------------------------------------
 # Comparisons pooled over campaigns (stratified by campaign cell)
 # --------------------------------------------------------------------------------------------------
+
+
+#: The columns `incremental_by` adds after the `by` columns.
+INCREMENTAL_COLUMNS = [
+    "strata",
+    "n_contacted",
+    "n_control",
+    "responders_contacted",
+    "responders_control",
+    "rate_contacted",
+    "rate_control_adjusted",
+    "incremental_responses",
+    "uplift",
+    "uplift_ci_low",
+    "uplift_ci_high",
+    "power",
+    "mde",
+    "underpowered",
+    "contacted_without_control",
+]
 
 
 def incremental_by(
@@ -634,6 +687,9 @@ def incremental_by(
     """
     c = contacts if "arm" in contacts else prepare_contacts(contacts)
     by = list(by)
+    if c.empty:  # no campaign data: the table with its columns, empty
+        out = empty_table([*by, *INCREMENTAL_COLUMNS])
+        return (out, np.empty((0, settings.bootstrap))) if draws else out
     keys = list(dict.fromkeys([*strata, *by]))
     g = (
         c.groupby([*keys, "control"], sort=True)["responded"]
@@ -716,6 +772,10 @@ def compare_selections(
     """
     out, boot = incremental_by(contacts, ["selection_group"], settings, strata=["campaign"], draws=True)
     c = contacts if "arm" in contacts else prepare_contacts(contacts)
+    if out.empty:
+        extra = ["incremental_revenue_per_contact", "vs_baseline", "vs_baseline_ci_low", "vs_baseline_ci_high",
+                 "vs_baseline_mde", "underpowered_vs_baseline"]  # fmt: skip
+        return pd.concat([out, empty_table(extra)], axis=1)
     rev = c.groupby(["campaign", "selection_group", "control"])["revenue"].mean().unstack("control")
     size_t = c[~c["control"]].groupby(["campaign", "selection_group"]).size()
     if True in rev and False in rev:
@@ -746,7 +806,7 @@ def channel_comparison(contacts: pd.DataFrame, settings: CampaignSettings) -> pd
     """Per channel: response rates, incremental response per contacted member (stratified by campaign
     cell), and what one incremental response costs at the channel's cost per contact."""
     out = incremental_by(contacts, ["channel"], settings)
-    out["cost_per_contact"] = out["channel"].map(settings.costs)
+    out["cost_per_contact"] = out["channel"].map(settings.costs).astype("float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cost_per_incremental_response"] = out["cost_per_contact"] / out["uplift"].where(
             out["uplift"] > 0
@@ -1261,13 +1321,16 @@ def next_campaign(
             raise ScvError(
                 "next_campaign needs `scores` (customer_id, propensity) or `contacts` to fit a propensity model"
             )
-        model = fit_propensity(contacts, settings)
-        if model is None:
-            raise ScvError(
-                "cannot fit a propensity model: the contact history has no responses (or nothing else)"
+        model = fit_propensity(contacts, settings) if len(contacts) else None
+        if model is None:  # no history to learn from: no model group this time (random and marketing only)
+            scores = pd.DataFrame({"customer_id": base["customer_id"], nxt.score: np.nan})
+            summary["score_source"] = (
+                "none: no score from segmentation and no campaign history with responses to fit a "
+                "propensity model, so the model group is empty"
             )
-        scores = propensity_scores(model, contacts, base, channel=channel, as_of=as_of, settings=settings)
-        summary["score_source"] = "campaigns.fit_propensity (history logistic regression)"
+        else:
+            scores = propensity_scores(model, contacts, base, channel=channel, as_of=as_of, settings=settings)
+            summary["score_source"] = "campaigns.fit_propensity (history logistic regression)"
     else:
         summary["score_source"] = "scores frame"
     if nxt.score not in scores:

@@ -32,10 +32,12 @@ def raw_is_empty(raw: Path) -> bool:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from helpers import sample_data
+    from helpers import sample_data, sample_harbour
     from helpers.config import load_settings
 
     settings = load_settings(overrides=_overrides(args.param))
+    company = args.company or settings.sample.company
+    generator = {"default": sample_data, "harbour": sample_harbour}[company]
     raw = Path(args.raw) if args.raw else settings.path("raw")
     truth = Path(args.truth) if args.truth else settings.path("truth")
     if args.if_empty and not raw_is_empty(raw):
@@ -43,16 +45,23 @@ def cmd_sample(args: argparse.Namespace) -> int:
         return 0
     customers = settings.sample.customers
     if args.records:
+        if company != "default":
+            raise ScvError("--records sizes the default sample company only; use --customers")
         customers = sample_data.customers_for_records(args.records)
     elif args.customers:
         customers = args.customers
+    if company != settings.sample.company:
+        print(
+            f"note: params say sample.company {settings.sample.company!r}; generating {company!r} into {raw} "
+            f"(run it with the company's parameters, e.g. `make report PARAMS=params/companies/{company}`)"
+        )
     print(
-        f"generating the sample company: {customers} customers, {settings.sample.months} months "
+        f"generating the sample company {company!r}: {customers} customers, {settings.sample.months} months "
         f"to {settings.sample.end_date}, seed {settings.sample.seed} -> {raw}",
         flush=True,
     )
     t0 = time.perf_counter()
-    summary = sample_data.generate(
+    summary = generator.generate(
         raw,
         truth,
         customers=customers,
@@ -69,9 +78,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sections_valid(overrides: dict[str, Any]) -> None:
+    """Every stage section of params/default.yaml validated before the first stage starts: a typo in
+    `segments:` fails here in seconds, not after ingest and unify."""
+    from helpers import checks
+    from helpers.config import load_settings
+
+    report = checks.validate_sections(load_settings(overrides=overrides))
+    if report.errors:
+        raise ScvError(
+            "invalid parameters (`scv check` tells everything):\n"
+            + "\n".join(f"  {f}" for f in report.errors)
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from helpers import pipeline
 
+    _sections_valid(_overrides(args.param))
     stages = args.stage or None
     manifest = pipeline.run(
         period=args.period,
@@ -103,18 +127,37 @@ def cmd_period(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from helpers.config import literal_passwords, load_settings, load_sources
-    from helpers.readers import check_inputs
+    """Validate every params file, open every source, preview its first rows and what would be
+    rejected, and say which sections will be empty; exit 1 on any error."""
+    from helpers import checks
+    from helpers.config import load_sources
 
-    settings = load_settings()
-    sources = load_sources()
-    problems = check_inputs(sources, settings.path("raw"))
-    print(f"params/default.yaml and params/sources.yaml are valid: {len(sources)} sources")
-    for warning in literal_passwords(sources):
-        print(f"  {warning}")
-    for problem in problems:
-        print(f"  {problem}")
-    return 1 if problems else 0
+    report = checks.run_check(sources_only=args.source or None)
+    checks.print_report(report, load_sources(), rows=args.rows)
+    return 1 if report.errors else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Draft a commented sources.yaml from a folder of exports."""
+    from helpers import scaffold
+    from helpers.config import params_folder, project_root
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ScvError(f"{folder} is not a folder; give the folder that holds your exports (e.g. data/raw)")
+    output = Path(args.output) if args.output else params_folder(project_root()) / "sources.yaml"
+    if output.exists() and not args.force:
+        raise ScvError(f"{output} exists; use --output another.yaml, or --force to overwrite it")
+    drafts = scaffold.draft_folder(folder)
+    if not drafts:
+        raise ScvError(f"no csv, excel, json, jsonl or parquet file under {folder}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(scaffold.render_yaml(drafts, folder), encoding="utf-8")
+    todo = sum(len(d.todo) for d in drafts)
+    for d in drafts:
+        print(f"  {d.name}: {d.kind} from {d.path} ({len(d.columns)} columns mapped, {len(d.todo)} TODO)")
+    print(f"wrote {output}: {len(drafts)} sources, {todo} TODO to decide; edit it, then run `scv check`")
+    return 0
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -166,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--customers", type=int, help="number of real customers (default: sample.customers)")
     size.add_argument("--records", type=int, help="aim for about this many raw source records in total")
     p.add_argument("--if-empty", action="store_true", help="do nothing when data/raw/ already holds sources")
+    p.add_argument(
+        "--company",
+        choices=["default", "harbour"],
+        help="which sample company (default: sample.company in params): default = the Spanish retailer, "
+        "harbour = a British homeware shop with other exports (params in params/companies/harbour)",
+    )
     p.add_argument("--raw", help="output folder for the raw sources (default: paths.raw)")
     p.add_argument("--truth", help="output folder for the ground truth (default: paths.truth)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
@@ -202,8 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("period", help="print the period a run would use")
     p.set_defaults(func=cmd_period)
 
-    p = sub.add_parser("check", help="validate params/ and list missing input files")
+    p = sub.add_parser(
+        "check",
+        help="validate params/, open every source, preview its first rows mapped and standardised, the share "
+        "of values that would be rejected, empty sections and offers (exit 1 on any error)",
+    )
+    p.add_argument("--source", action="append", help="only this source (repeatable)")
+    p.add_argument("--rows", type=int, default=5, help="records shown per source (default 5)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("init", help="draft a commented params/sources.yaml from a folder of exports")
+    p.add_argument("folder", help="the folder holding the exports (e.g. data/raw)")
+    p.add_argument("--output", help="where to write it (default: sources.yaml of the parameter folder)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser(
         "erase",

@@ -740,14 +740,18 @@ def _erase_store(
                     and len(changes)
                     and {"rows_staged", "rows_rejected"} <= set(cols)
                 ):
-                    con.execute("""
+                    # rows a source's row_filter left out count in the balance (older stores lack them)
+                    filtered = (
+                        " + coalesce(ingest_accounting.rows_filtered, 0)" if "rows_filtered" in cols else ""
+                    )
+                    con.execute(f"""
                         UPDATE ingest_accounting SET
                             rows_staged = ingest_accounting.rows_staged - c.rows,
                             rows_rejected = ingest_accounting.rows_rejected + c.rows,
                             records_staged = ingest_accounting.records_staged - c.records,
                             field_rejects = ingest_accounting.field_rejects - c.field_rejects,
                             balanced = ingest_accounting.rows_read
-                                       = ingest_accounting.rows_staged + ingest_accounting.rows_rejected
+                                       = ingest_accounting.rows_staged + ingest_accounting.rows_rejected{filtered}
                         FROM erase_changes c
                         WHERE ingest_accounting.period = c.period AND ingest_accounting.source = c.source""")
                 if pattern:

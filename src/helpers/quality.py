@@ -90,9 +90,17 @@ FRESHNESS_COLUMNS = ["source", "rule", "column", "newest", "age_days", "stale_da
 
 #: Reasons ingest gives besides the standardisers' own (helpers.standardise.REASONS).
 INGEST_REASONS: tuple[str, ...] = (
-    "missing_required", "duplicate_row", "malformed_row", "negative_quantity",
-    "future_date", "encoding", "field_too_long", "repeated_header",
-)  # fmt: skip
+    "missing_required",
+    "duplicate_row",
+    "malformed_row",
+    "negative_quantity",
+    "negative_amount",  # a source whose refunds policy makes negative amounts defects
+    "out_of_range",  # outside a source's declared `ranges`
+    "future_date",  # later than the run date plus ingest.future_tolerance_days
+    "encoding",  # a line that does not decode in the file's encoding
+    "field_too_long",
+    "repeated_header",
+)
 #: Where a reject that no rule claims is counted.
 _DEFAULT_DIMENSION = {"missing_required": "completeness", "duplicate_row": "uniqueness"}
 #: Row-level reasons: the reject names no column ("*").
@@ -523,6 +531,25 @@ def _postcode_province_check(
     return check
 
 
+def _mixed_postcode_check(
+    frame: pd.DataFrame, args: Mapping[str, Any], countries: pd.Series
+) -> Callable[[pd.Series], pd.Series]:
+    """Spanish records: postcode and province agree; the others: the postcode fits their country."""
+    spanish_check = _postcode_province_check(frame, args)
+    foreign_check = _country_check(lambda v, cc: std.postcode(v, country=cc), countries)
+
+    def check(postcodes: pd.Series) -> pd.Series:
+        spanish = countries.reindex(postcodes.index).eq("ES")
+        out = pd.Series(True, index=postcodes.index)
+        if spanish.any():
+            out[spanish] = spanish_check(postcodes[spanish]).to_numpy()
+        if (~spanish).any():
+            out[~spanish] = foreign_check(postcodes[~spanish]).to_numpy()
+        return out
+
+    return check
+
+
 def _one_of_check(values: Iterable[Any]) -> Callable[[pd.Series], pd.Series]:
     allowed = {str(v).strip().casefold() for v in values}
 
@@ -545,27 +572,72 @@ def _not_before_check(frame: pd.DataFrame, other: str, by_day: bool) -> Callable
     return check
 
 
+def _country_check(fn: Callable[[pd.Series, str], std.Standardised], countries: pd.Series):
+    """A check by each record's own country (as ingest validated it)."""
+
+    def check(values: pd.Series) -> pd.Series:  # pandera may pass the non-null values only
+        result = std.by_country(fn, values, countries.reindex(values.index))
+        return _ok_where_null(result.reason.isna().to_numpy(), values)
+
+    return check
+
+
 def _pandera_check(
-    rule: Rule, field: str, frame: pd.DataFrame, kind: str, end: pd.Timestamp, ingest_country: str
+    rule: Rule,
+    field: str,
+    frame: pd.DataFrame,
+    kind: str,
+    end: pd.Timestamp,
+    ingest_country: str,
+    spec: SourceSpec | None = None,
 ) -> tuple[pa.Check, np.ndarray] | None:
-    """The pandera Check of `rule` on `field`, and the mask of the records it scores (None: not applicable)."""
+    """The pandera Check of `rule` on `field`, and the mask of the records it scores (None: not applicable).
+
+    Tax ids, phones and postcodes are checked by each record's country (its `country`, else the
+    source's, else `ingest_country`), as ingest validated them; a column the source keeps unvalidated
+    (`validate: false`) is not scored by a validity check."""
     values = frame[field]
     checked = values.notna().to_numpy()
     name = f"{rule.name}:{field}"
     args = rule.args
     c = rule.check
+    if (
+        spec is not None
+        and not spec.validated(field)
+        and c in ("tax_id", "iban", "email", "phone", "country", "postcode_province")
+    ):
+        return None
+    home = (spec.country if spec is not None else None) or ingest_country
+    countries = (
+        frame["country"].astype(object).where(frame["country"].notna(), home)
+        if "country" in frame
+        else pd.Series(home, index=frame.index, dtype=object)
+    )
     if c == "tax_id":
-        return pa.Check(_standardiser_check(std.tax_id), name=name), checked
+        fn = lambda v, cc: std.tax_id(v, country=cc, also=home)  # noqa: E731
+        return pa.Check(_country_check(fn, countries), name=name), checked
     if c == "iban":
         return pa.Check(_standardiser_check(std.iban), name=name), checked
     if c == "email":
         return pa.Check(_standardiser_check(std.email), name=name), checked
     if c == "phone":
-        country = args.get("default_country", ingest_country)
-        return pa.Check(_standardiser_check(std.phone, default_country=country), name=name), checked
+        if "default_country" in args:
+            countries = countries.where(
+                frame["country"].notna() if "country" in frame else False, args["default_country"]
+            )
+        fn = lambda v, cc: std.phone(v, default_country=cc)  # noqa: E731
+        return pa.Check(_country_check(fn, countries), name=name), checked
     if c == "country":
         return pa.Check(_standardiser_check(std.country), name=name), checked
     if c == "postcode_province":
+        spanish = countries.eq("ES").to_numpy()
+        if not (
+            checked & spanish
+        ).any():  # provinces are Spanish: others' postcodes by their country's format
+            fn = lambda v, cc: std.postcode(v, country=cc)  # noqa: E731
+            return pa.Check(_country_check(fn, countries), name=name), checked
+        if not spanish.all():
+            return pa.Check(_mixed_postcode_check(frame, args, countries), name=name), checked
         return pa.Check(_postcode_province_check(frame, args), name=name), checked
     if c == "one_of":
         return pa.Check(_one_of_check(args["values"]), name=name), checked
@@ -816,7 +888,7 @@ def audit(
                 rej = rejects_of(rule.name, field)
                 c = rule.check
                 if c in PANDERA_CHECKS:
-                    built = _pandera_check(rule, field, frame, spec.kind, end, ingest_country)
+                    built = _pandera_check(rule, field, frame, spec.kind, end, ingest_country, spec)
                     if built is not None:
                         plan.append((rule, field, *built))
                     elif len(rej):

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import config
 from helpers.config import SourceSpec, expand_env
 from helpers.errors import ConfigError, SourceError, quote
 
@@ -412,6 +413,7 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     if "\ufeff" in text:  # a byte-order mark opening a line (files concatenated) is not data
         text = text[:1] + _MID_BOM.sub("\n", text[1:])
     lines = io.StringIO(text, newline="").readlines()  # physical lines, to re-read a record a quote ran over
+    lines, skipped, bad_lines = _csv_layout(lines, spec, path, bad_lines)
     if 0 in bad_lines:
         raise SourceError(f"{path}: the header {bad_lines[0].removeprefix('encoding: ')}; set `encoding`")
     reader = csv.reader(lines, delimiter=spec.delimiter)
@@ -428,7 +430,7 @@ def read_csv(path: Path, spec: SourceSpec) -> RawRecords:
     bad_rows: list[int] = []
     bad_values: list[str] = []
     bad_reasons: list[str] = []
-    n = 0
+    n = skipped  # rows skipped after the header keep their numbers: row n is line header + n
     start = reader.line_num  # lines consumed before the current record
     n_lines = len(lines)
     plain = '"' not in text and "\x00" not in text
@@ -620,6 +622,84 @@ def _duplicates(names: list[str], deduped: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _has_layout(spec: SourceSpec) -> bool:
+    return bool(spec.header_row or spec.find_header or spec.skip_rows or spec.footer_rows)
+
+
+def _holds_header(cells: list[object], wanted: list[str]) -> bool:
+    names = {str(c).strip().lstrip("\ufeff").casefold() for c in cells if c is not None and not pd.isna(c)}
+    return all(str(w).strip().casefold() in names for w in wanted)
+
+
+def _header_index(rows: list[list[object]], spec: SourceSpec, path: Path, unit: str) -> int:
+    """0-based position of the header among `rows` (`header_row`, or the first row holding every
+    `find_header` name)."""
+    if spec.find_header:
+        for i, cells in enumerate(rows[: config.FIND_HEADER_ROWS]):
+            if _holds_header(cells, spec.find_header):
+                return i
+        raise SourceError(
+            f"{path}: no {unit} among the first {config.FIND_HEADER_ROWS} holds all of {spec.find_header} "
+            f"(sources.{spec.name}.find_header); check the names or set `header_row`"
+        )
+    h = (spec.header_row or 1) - 1
+    if h >= len(rows):
+        raise SourceError(
+            f"{path}: header_row {spec.header_row} is past the end ({len(rows)} {unit}s) "
+            f"(sources.{spec.name}.header_row)"
+        )
+    return h
+
+
+def _csv_layout(
+    lines: list[str], spec: SourceSpec, path: Path, bad_lines: dict[int, str] | None = None
+) -> tuple[list[str], int, dict[int, str]]:
+    """The lines from the header on, without `skip_rows` lines after it and `footer_rows` lines at the end
+    (trailing blank lines aside); how many lines were skipped after the header; and `bad_lines`
+    (undecodable lines by position) renumbered to the kept lines (lines cut away are not records)."""
+    bad_lines = bad_lines or {}
+    if not _has_layout(spec):
+        return lines, 0, bad_lines
+    h = _header_index(
+        [next(csv.reader([line], delimiter=spec.delimiter), []) for line in lines[: config.FIND_HEADER_ROWS]]
+        if spec.find_header
+        else lines,
+        spec,
+        path,
+        "line",
+    )
+    end = len(lines)
+    while end > h + 1 and not lines[end - 1].strip():
+        end -= 1
+    end = max(end - spec.footer_rows, h + 1)
+    skip = min(spec.skip_rows, end - h - 1)
+    first = h + 1 + skip  # the first record line: kept at position 1
+    kept_bad = {
+        (0 if i == h else i - first + 1): why for i, why in bad_lines.items() if i == h or first <= i < end
+    }
+    return [lines[h], *lines[first:end]], skip, kept_bad
+
+
+def _excel_layout(frame: pd.DataFrame, spec: SourceSpec, path: Path) -> pd.DataFrame:
+    """A sheet read without a header, cut to its header row, records and footer: the header row's
+    cells become the column names and the index counts rows from the header (0 = the first below)."""
+    rows = (
+        frame.iloc[: config.FIND_HEADER_ROWS].to_numpy(dtype=object).tolist()
+        if spec.find_header
+        else frame.index
+    )
+    h = _header_index(rows, spec, path, "row")
+    header = ["" if pd.isna(v) else v for v in frame.iloc[h].tolist()]
+    body = frame.iloc[h + 1 :]
+    filled = np.flatnonzero(body.notna().any(axis=1).to_numpy())
+    end = (filled[-1] + 1) if len(filled) else 0
+    end = max(end - spec.footer_rows, 0)
+    body = body.iloc[min(spec.skip_rows, end) : end].copy()
+    body.columns = header
+    body.index = body.index - h - 1
+    return body
+
+
 def _one_line(line: str, delimiter: str) -> list[str] | None:
     """The fields of one physical line read alone; None when a quoted field on it is not closed."""
     if _unterminated([line], delimiter):
@@ -688,18 +768,22 @@ def read_excel(path: Path, spec: SourceSpec, engine: str | None = None) -> RawRe
                 f"{len(book.sheet_names)} sheet(s) {book.sheet_names} (set `sheet`)"
             )
         try:
-            frame = book.parse(sheet_name=sheet, dtype=object, header=0)
-            # pandas renames a repeated column name "x" to "x.1": read the header row as written
-            mangled = {str(c) for c in frame.columns} & {
-                f"{c}.{n}" for c in map(str, frame.columns) for n in range(1, 10)
-            }
-            written = (
-                [str(v) for v in book.parse(sheet_name=sheet, header=None, nrows=1, dtype=object).iloc[0]]
-                if mangled
-                else None
-            )
+            written = None
+            if _has_layout(spec):  # the header row is found below; its cells are kept as written
+                frame = book.parse(sheet_name=sheet, dtype=object, header=None)
+            else:
+                frame = book.parse(sheet_name=sheet, dtype=object, header=0)
+                # pandas renames a repeated column name "x" to "x.1": read the header row as written
+                mangled = {str(c) for c in frame.columns} & {
+                    f"{c}.{n}" for c in map(str, frame.columns) for n in range(1, 10)
+                }
+                if mangled:
+                    first = book.parse(sheet_name=sheet, header=None, nrows=1, dtype=object).iloc[0]
+                    written = [str(v) for v in first]
         except Exception as exc:  # a damaged sheet inside a readable workbook
             raise SourceError(f"{path}: cannot read sheet {sheet!r}: {exc}") from None
+    if _has_layout(spec):
+        frame = _excel_layout(frame, spec, path)
     if engine == "calamine":
         for i in range(frame.shape[1]):
             values = frame.iloc[:, i].to_numpy(dtype=object)
@@ -1197,22 +1281,22 @@ def source_path(spec: SourceSpec, raw_dir: Path) -> Path:
     return path
 
 
-def check_inputs(specs: dict[str, SourceSpec], raw_dir: Path) -> list[str]:
-    """What `scv check` reports about the declared input files: each one outside paths.raw, missing,
-    or a folder (one line each; an empty list when all are readable files)."""
-    problems = []
+def input_problems(specs: dict[str, SourceSpec], raw_dir: Path) -> dict[str, str]:
+    """What `scv check` reports about the declared input files, by source: a path outside paths.raw,
+    missing, or a folder (no entry when the file is readable)."""
+    problems: dict[str, str] = {}
     for spec in specs.values():
         if not spec.path:
             continue
         try:
             path = source_path(spec, raw_dir)
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems[spec.name] = str(exc)
             continue
         if not path.exists():
-            problems.append(f"missing input: {path} (sources.{spec.name}.path)")
+            problems[spec.name] = f"missing input: {path} (sources.{spec.name}.path)"
         elif not path.is_file():
-            problems.append(
+            problems[spec.name] = (
                 f"not a file: {path} is a folder (sources.{spec.name}.path); name the file inside it"
             )
     return problems

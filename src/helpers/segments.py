@@ -10,6 +10,7 @@ are data (column, operator, value, points, reason), so an analyst changes them w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,6 +108,10 @@ class ClusterSettings(_Strict):
 
 
 class ChurnSettings(_Strict):
+    enabled: bool = True  # false: no churn model (too little history, or not wanted); the rest still runs
+    min_buyers: int = Field(
+        50, ge=10
+    )  # fewer buyers in the latest training snapshot: skipped, with the reason
     horizon_months: int = Field(3, ge=1)  # label: no purchase in the next N months
     snapshots: int = Field(6, ge=2)  # training cut-offs, `step_months` apart, all with a fully observed label
     step_months: int = Field(1, ge=1)
@@ -325,6 +330,21 @@ def clusters(
 
     x, matrix = cluster_matrix(metrics, settings)
     scores = choose_k(matrix, settings)
+    if scores.empty or len(matrix) <= settings.k_min:  # too few buyers to tell groups apart
+        out = pd.Series(-1, index=metrics["customer_id"], name="cluster")
+        profile = pd.DataFrame(
+            {
+                "cluster": pd.Series(dtype="int64"),
+                "customers": pd.Series(dtype="int64"),
+                **{f"mean_{f}": pd.Series(dtype="float64") for f in settings.features},
+                "description": pd.Series(dtype="string"),
+            }
+        )
+        return (
+            out,
+            profile,
+            pd.DataFrame({"k": pd.Series(dtype="int64"), "silhouette": pd.Series(dtype="float64")}),
+        )
     k = int(k or scores.loc[scores["silhouette"].idxmax(), "k"])
     with threadpool_limits(limits=1, user_api="openmp"):
         labels = _kmeans(k, settings.seed).fit_predict(matrix)
@@ -467,6 +487,68 @@ def score_churn(model, orders: pd.DataFrame, as_of: pd.Timestamp, settings: Chur
     return pd.DataFrame({"customer_id": x.index, "churn_probability": p, "churn_band": band})
 
 
+CHURN_COLUMNS = ["customer_id", "churn_probability", "churn_band"]
+
+
+@dataclass
+class Churn:
+    """The churn model's scores with its out-of-time check, or why there is no model this period."""
+
+    scores: pd.DataFrame  # customer_id, churn_probability, churn_band (empty when skipped)
+    check: dict[str, Any]  # AUC, Brier, sizes; or {"skipped": reason}
+    calibration: pd.DataFrame  # predicted vs observed per bin (empty when skipped)
+    skipped: str | None = None
+
+
+def churn(orders: pd.DataFrame, as_of: pd.Timestamp, settings: ChurnSettings) -> Churn:
+    """Train the churn model on earlier cut-offs, check it out of time, and score every buyer - or skip
+    it with the reason (switched off, too little history, too few buyers, one class only): a model that
+    cannot be checked is not used. The other segments do not depend on it."""
+    empty = Churn(
+        pd.DataFrame(
+            {
+                "customer_id": pd.Series(dtype="string"),
+                "churn_probability": pd.Series(dtype="float64"),
+                "churn_band": pd.Series(dtype="string"),
+            }
+        ),
+        {},
+        pd.DataFrame({"predicted": pd.Series(dtype="float64"), "observed": pd.Series(dtype="float64")}),
+    )
+
+    def skip(reason: str) -> Churn:
+        empty.skipped, empty.check = reason, {"skipped": reason}
+        return empty
+
+    if not settings.enabled:
+        return skip("the churn model is switched off (segments.churn.enabled: false)")
+    need = settings.horizon_months + (settings.snapshots - 1) * settings.step_months
+    try:
+        training = churn_training_set(orders, as_of, settings)
+    except ValueError:
+        return skip(
+            f"too little purchase history: the model learns from {settings.snapshots} cut-offs "
+            f"{settings.horizon_months} to {need} months before {as_of.date()}, and there are no purchases "
+            "before them (lower segments.churn.snapshots or horizon_months, or wait for more history)"
+        )
+    latest = training[training["cutoff"] == training["cutoff"].max()]
+    if len(latest) < settings.min_buyers:
+        return skip(
+            f"too few buyers to learn churn from: {len(latest)} at the latest cut-off, fewer than "
+            f"segments.churn.min_buyers ({settings.min_buyers})"
+        )
+    if training["churned"].nunique() < 2:
+        return skip(
+            "every buyer in the training cut-offs behaved alike (all churned or none): nothing to learn"
+        )
+    try:
+        check, calibration = evaluate_churn(training, settings)
+    except ValueError as exc:
+        return skip(f"the model cannot be checked out of time: {exc}")
+    model = fit_churn(training, settings)
+    return Churn(score_churn(model, orders, as_of, settings), check, calibration)
+
+
 # --------------------------------------------------------------------------------------- strategy
 def strategy(frame: pd.DataFrame, settings: StrategySettings) -> tuple[pd.Series, pd.Series]:
     """acquisition / retention / loyalty / development, first rule that applies, with the reason.
@@ -554,6 +636,80 @@ def load_offers(path: Path | str) -> list[Offer]:
             f"{path}: offer ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}"
         )
     return offers
+
+
+#: The columns of `next_best_offers` (table next_best_offers).
+OFFER_COLUMNS = [
+    "customer_id",
+    "rank",
+    "offer_id",
+    "offer_name",
+    "target",
+    "channel",
+    "propensity",
+    "margin",
+    "expected_value",
+    "reason",
+]
+
+
+def empty_offers() -> pd.DataFrame:
+    """The next best offers table with no offer (no catalogue offer matches the data)."""
+    types = {"rank": "int64", "propensity": "float64", "margin": "float64", "expected_value": "float64"}
+    return pd.DataFrame({c: pd.Series(dtype=types.get(c, "string")) for c in OFFER_COLUMNS})
+
+
+def offers_against_data(
+    offers: list[Offer], products: pd.DataFrame | None, lines: pd.DataFrame
+) -> pd.DataFrame:
+    """Each catalogue offer against the data: is its product (in the catalogue or the sales) or its
+    category (in the sales) there, and can its margin be known (given, or catalogue price - unit cost).
+    Columns: offer_id, target, found, margin_known, usable, reason (why an offer cannot be made)."""
+    cat = products if products is not None and len(products) else None
+    sold_products = set(lines["product"].dropna().astype(str)) if "product" in lines else set()
+    sold_categories = set(lines["category"].dropna().astype(str)) if "category" in lines else set()
+    rows = []
+    for o in offers:
+        if o.product is not None:
+            in_catalogue = cat is not None and (cat["source_id"].astype(str) == o.product).any()
+            found = in_catalogue or o.product in sold_products
+            priced = o.margin is not None or (
+                in_catalogue
+                and cat.loc[cat["source_id"].astype(str) == o.product, ["price", "unit_cost"]]
+                .notna()
+                .all(axis=1)
+                .any()
+            )
+            target = f"product {o.product}"
+        else:
+            found = o.category in sold_categories
+            in_catalogue = cat is not None and (cat["category"].astype(str) == o.category).any()
+            priced = o.margin is not None or (
+                in_catalogue
+                and cat.loc[cat["category"].astype(str) == o.category, ["price", "unit_cost"]]
+                .notna()
+                .all(axis=1)
+                .any()
+            )
+            target = f"category {o.category}"
+        reason = None
+        if not found:
+            reason = (
+                f"{target} is not in the data (no sale{' and not in the catalogue' if o.product else ''})"
+            )
+        elif not priced:
+            reason = f"no `margin` given and no catalogue price and unit cost for {target}"
+        rows.append(
+            {
+                "offer_id": o.id,
+                "target": target,
+                "found": bool(found),
+                "margin_known": bool(priced),
+                "usable": reason is None,
+                "reason": reason,
+            }
+        )
+    return pd.DataFrame(rows, columns=["offer_id", "target", "found", "margin_known", "usable", "reason"])
 
 
 def category_affinity(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:

